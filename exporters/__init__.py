@@ -1,0 +1,1 @@
+"""Components of this kind, one folder each (mapped into the otel_goblock namespace)."""
