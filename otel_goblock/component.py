@@ -30,10 +30,10 @@ class ComponentID:
     def parse(cls, text: str) -> ComponentID:
         """`type[/name]`; raises ValueError naming what is wrong."""
         if not isinstance(text, str) or not text:
-            raise ValueError(f"expected a component id like \"otlp\" or \"otlp/2\", got {text!r}")
+            raise ValueError(f'expected a component id like "otlp" or "otlp/2", got {text!r}')
         typ, _, name = text.partition("/")
         if not typ or ("/" in text and not name) or "/" in name or " " in text:
-            raise ValueError(f"expected a component id like \"otlp\" or \"otlp/2\", got {text!r}")
+            raise ValueError(f'expected a component id like "otlp" or "otlp/2", got {text!r}')
         return cls(typ, name)
 
     def __str__(self) -> str:
@@ -63,7 +63,7 @@ class Host(abc.ABC):
         """Stop the service: a component cannot go on (e.g. a required receiver failed)."""
 
 
-class Component(abc.ABC):
+class Component(abc.ABC):  # noqa: B024 - both hooks are optional
     """Start/shutdown lifecycle. Data goes in through consume_traces/consume_metrics."""
 
     async def start(self, host: Host) -> None:  # noqa: B027 - optional hook

@@ -78,7 +78,7 @@ class Traces:
         self.info = info or RequestInfo()
 
     def message(self) -> ExportTraceServiceRequest:
-        """The parsed request (parsed once, on first use). Do not mutate it: see `mutable_message`."""
+        """The parsed request (parsed once, on first use); to edit it use `mutable_message`."""
         if self._msg is None:
             msg = ExportTraceServiceRequest()
             if self._raw:

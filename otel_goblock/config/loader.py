@@ -76,7 +76,8 @@ def load_text(text: str, source: str = "<config>", env: dict[str, str] | None = 
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}: expected a mapping at the top level, got {type(data).__name__}"])
+        got = type(data).__name__
+        raise ConfigError([f"{source}: expected a mapping at the top level, got {got}"])
     problems = []
     for key in data:
         if key not in TOP_KEYS:

@@ -1,0 +1,139 @@
+"""`otel-goblock` command line: validate, run, components, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from otel_goblock import __version__
+from otel_goblock.component import default_registry
+from otel_goblock.config import ConfigError
+from otel_goblock.config.loader import load_file
+from otel_goblock.logs import setup_logging
+from otel_goblock.service import Service
+from otel_goblock.service_config import ServiceConfig, build_config
+
+EXIT_CONFIG = 2
+log = logging.getLogger("otel_goblock")
+
+
+def _load(path: str) -> ServiceConfig:
+    return build_config(load_file(path), default_registry())
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args.config)
+    except ConfigError as e:
+        print(f"{args.config}: {len(e.problems)} problem(s):", file=sys.stderr)
+        for p in e.problems:
+            print(f"  {p}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.config}: valid; {cfg.summary()}")
+    return 0
+
+
+def cmd_components(_: argparse.Namespace) -> int:
+    for f in default_registry().factories():
+        alias = f" (alias: {', '.join(f.aliases)})" if f.aliases else ""
+        signals = ",".join(sorted(f.signals)) if f.kind != "extension" else "-"
+        print(f"{f.kind:<10} {f.type + alias:<28} {signals:<15} {f.description}")
+    return 0
+
+
+def cmd_doctor(_: argparse.Namespace) -> int:
+    try:
+        from otel_goblock.doctor import run_doctor
+    except ModuleNotFoundError as e:
+        print(f"doctor unavailable: {e}", file=sys.stderr)
+        return 1
+    ok, lines = run_doctor()
+    for line in lines:
+        print(line)
+    return 0 if ok else 1
+
+
+async def _run(cfg: ServiceConfig) -> int:
+    service = Service(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+    except Exception as e:  # a component refused to start: say which and why
+        log.error("could not start: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
+        return 1
+    assert service.fatal is not None
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({stopper, service.fatal}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if service.fatal in done:
+        code = 1
+    else:
+        log.info("received a stop signal, shutting down")
+    stopper.cancel()
+    await service.shutdown()
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args.config)
+    except ConfigError as e:
+        setup_logging(args.log_level or "info")
+        for p in e.problems:
+            log.error("invalid configuration: %s", p, extra={"config": args.config})
+        return EXIT_CONFIG
+    level = args.log_level or cfg.service.telemetry.logs.level
+    setup_logging("warning" if level == "warn" else level)
+    if args.shutdown_timeout is not None:
+        from otel_goblock.config import Duration
+
+        cfg.service.shutdown_timeout = Duration.parse(args.shutdown_timeout)
+    log.info("starting otel-goblock", extra={"version": __version__, "config": args.config})
+    return asyncio.run(_run(cfg))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="otel-goblock",
+        description="OpenTelemetry pipeline that says where a Go span's wall time went.",
+    )
+    parser.add_argument("--version", action="version", version=f"otel-goblock {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    default_cfg = "collector-config.yaml"
+
+    p = sub.add_parser("validate", help="check a config; exit 2 listing every problem")
+    p.add_argument("--config", default=default_cfg)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run the pipelines until SIGINT/SIGTERM")
+    p.add_argument("--config", default=default_cfg)
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--shutdown-timeout", help='how long draining may take on stop (default "30s")')
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("components", help="list the component types")
+    p.set_defaults(func=cmd_components)
+
+    p = sub.add_parser("doctor", help="check that this host can run the eBPF receiver")
+    p.set_defaults(func=cmd_doctor)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) and not Path(args.config).exists():
+        print(
+            f"{args.config}: no such config file (pass --config PATH; an example is "
+            "collector-config.yaml at the repository root)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

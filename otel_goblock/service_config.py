@@ -1,0 +1,159 @@
+"""The `service:` section and the whole-config check (what `otel-goblock validate` runs).
+
+Every problem is collected, not just the first, so a user fixes a config in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from otel_goblock.component import ComponentID, Factory, Registry
+from otel_goblock.config import ConfigError, Duration, Endpoint, decode
+from otel_goblock.config.loader import RawConfig
+
+SIGNALS = ("traces", "metrics")
+
+
+@dataclass
+class PipelineConfig:
+    receivers: list[str] = field(default_factory=list)
+    processors: list[str] = field(default_factory=list)
+    exporters: list[str] = field(default_factory=list)
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.receivers:
+            problems.append("receivers: a pipeline needs at least one receiver")
+        if not self.exporters:
+            problems.append("exporters: a pipeline needs at least one exporter")
+        for key in ("receivers", "processors", "exporters"):
+            ids = getattr(self, key)
+            for dup in sorted({i for i in ids if ids.count(i) > 1}):
+                problems.append(f"{key}: {dup!r} is listed twice")
+        return problems
+
+
+@dataclass
+class LogsTelemetry:
+    level: Literal["debug", "info", "warn", "warning", "error"] = "info"
+
+
+@dataclass
+class MetricsTelemetry:
+    address: Endpoint | None = field(default_factory=lambda: Endpoint("localhost:8888"))
+    level: Literal["none", "basic", "normal", "detailed"] = "basic"
+
+
+@dataclass
+class TelemetryConfig:
+    logs: LogsTelemetry = field(default_factory=LogsTelemetry)
+    metrics: MetricsTelemetry = field(default_factory=MetricsTelemetry)
+
+
+@dataclass
+class ServiceSection:
+    extensions: list[str] = field(default_factory=list)
+    pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    shutdown_timeout: Duration = field(default_factory=lambda: Duration(30.0))
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.pipelines:
+            problems.append("pipelines: at least one pipeline (traces or metrics) is needed")
+        for pid in self.pipelines:
+            try:
+                cid = ComponentID.parse(pid)
+            except ValueError as e:
+                problems.append(f"pipelines.{pid}: {e}")
+                continue
+            if cid.type not in SIGNALS:
+                problems.append(
+                    f"pipelines.{pid}: unsupported signal {cid.type!r} (expected traces or metrics)"
+                )
+        return problems
+
+
+@dataclass
+class ComponentSpec:
+    id: ComponentID
+    kind: str
+    factory: Factory
+    config: Any
+
+
+@dataclass
+class ServiceConfig:
+    """A checked config: every component decoded, every pipeline resolvable."""
+
+    receivers: dict[str, ComponentSpec]
+    processors: dict[str, ComponentSpec]
+    exporters: dict[str, ComponentSpec]
+    extensions: dict[str, ComponentSpec]
+    service: ServiceSection
+
+    def summary(self) -> str:
+        parts = []
+        for pid, p in self.service.pipelines.items():
+            chain = ",".join(p.receivers) + " -> "
+            chain += "".join(f"{x} -> " for x in p.processors) + ",".join(p.exporters)
+            parts.append(f"{pid}: {chain}")
+        return "; ".join(parts)
+
+
+def _kind_section(kind: str) -> str:
+    return kind + "s"
+
+
+def build_config(raw: RawConfig, registry: Registry) -> ServiceConfig:
+    """Decode and cross-check everything; raise ConfigError listing every problem."""
+    problems: list[str] = []
+    specs: dict[str, dict[str, ComponentSpec]] = {}
+    for kind in ("receiver", "processor", "exporter", "extension"):
+        section = _kind_section(kind)
+        table: dict[str, ComponentSpec] = {}
+        for key, value in getattr(raw, section).items():
+            path = f"{section}.{key}"
+            try:
+                cid = ComponentID.parse(str(key))
+            except ValueError as e:
+                problems.append(f"{path}: {e}")
+                continue
+            factory = registry.get(kind, cid.type)
+            if factory is None:
+                known = ", ".join(registry.types(kind)) or "none"
+                problems.append(f"{path}: unknown {kind} type {cid.type!r} (known: {known})")
+                continue
+            cfg = decode(factory.config_class, value, path, problems)
+            table[str(cid)] = ComponentSpec(cid, kind, factory, cfg)
+        specs[section] = table
+
+    service = decode(ServiceSection, raw.service, "service", problems)
+    for pid, pipe in (service.pipelines or {}).items():
+        signal = pid.partition("/")[0]
+        for key, kind in (
+            ("receivers", "receiver"),
+            ("processors", "processor"),
+            ("exporters", "exporter"),
+        ):
+            for ref in getattr(pipe, key):
+                spec = specs[key].get(ref)
+                path = f"service.pipelines.{pid}.{key}"
+                if spec is None:
+                    problems.append(
+                        f"{path}: {kind} {ref!r} is not configured (add it under `{key}:`)"
+                    )
+                elif signal in SIGNALS and signal not in spec.factory.signals:
+                    problems.append(f"{path}: {kind} {ref!r} does not support {signal}")
+    for ref in service.extensions:
+        if ref not in specs["extensions"]:
+            problems.append(
+                f"service.extensions: extension {ref!r} is not configured"
+                " (add it under `extensions:`)"
+            )
+    if problems:
+        raise ConfigError(problems)
+    return ServiceConfig(
+        specs["receivers"], specs["processors"], specs["exporters"], specs["extensions"], service
+    )
