@@ -1,0 +1,1 @@
+"""Exporters otlp_grpc (alias otlp) and otlp_http (alias otlphttp)."""

@@ -1,0 +1,134 @@
+"""otlp_grpc / otlp_http exporter options: the collector's names and defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from otel_goblock.config import Duration
+from otel_goblock.exporterhelper import QueueConfig, RetryConfig, TimeoutConfig
+
+
+@dataclass
+class TLSConfig:
+    """Client TLS. Without `insecure`, otlp_grpc uses TLS with the system roots (as the
+    collector does); otlp_http uses TLS when the URL is https."""
+
+    insecure: bool = False
+    insecure_skip_verify: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    server_name_override: str = ""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if bool(self.cert_file) != bool(self.key_file):
+            problems.append(
+                "cert_file, key_file: expected both or neither, got "
+                f"cert_file={self.cert_file!r} key_file={self.key_file!r}"
+            )
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, key)
+            if path and not os.access(path, os.R_OK):
+                problems.append(f"{key}: expected a readable file, got {path!r}")
+        return problems
+
+
+Compression = Literal["gzip", "none", ""]
+
+
+def _common_problems(timeout: float) -> list[str]:
+    return TimeoutConfig(Duration(timeout)).validate()
+
+
+@dataclass
+class Config:
+    """otlp_grpc (alias otlp)."""
+
+    endpoint: str = ""  # host:port; a http:// prefix means no TLS, https:// means TLS
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    headers: dict[str, str] = field(default_factory=dict)
+    compression: Compression = "gzip"
+    timeout: Duration = field(default_factory=lambda: Duration(5.0))
+    sending_queue: QueueConfig = field(default_factory=QueueConfig)
+    retry_on_failure: RetryConfig = field(default_factory=RetryConfig)
+
+    def validate(self) -> list[str]:
+        problems = _common_problems(self.timeout)
+        if not self.endpoint:
+            problems.append('endpoint: expected host:port like "otelcol:4317", got ""')
+        else:
+            target = grpc_target(self.endpoint)
+            host, sep, port = target.rpartition(":")
+            if not target.startswith(("dns:", "unix:", "ipv4:", "ipv6:")) and not (
+                sep and host and port.isdigit()
+            ):
+                problems.append(
+                    f'endpoint: expected host:port like "otelcol:4317", got {self.endpoint!r}'
+                )
+        if self.tls.insecure_skip_verify and not self.tls.insecure:
+            problems.append(
+                "tls.insecure_skip_verify: not supported by otlp_grpc (grpcio cannot skip "
+                "certificate verification); set tls.ca_file to the server's CA"
+            )
+        return problems
+
+    @property
+    def insecure(self) -> bool:
+        return self.tls.insecure or self.endpoint.startswith("http://")
+
+
+def grpc_target(endpoint: str) -> str:
+    """The gRPC target, without the http(s):// prefix a collector config may carry."""
+    for scheme in ("http://", "https://"):
+        if endpoint.startswith(scheme):
+            return endpoint[len(scheme) :].rstrip("/")
+    return endpoint
+
+
+def _url_problem(key: str, url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f'{key}: expected a URL like "https://otelcol:4318", got {url!r}'
+    return None
+
+
+@dataclass
+class HTTPConfig:
+    """otlp_http (alias otlphttp)."""
+
+    endpoint: str = ""  # base URL; /v1/traces and /v1/metrics are appended
+    traces_endpoint: str = ""  # full URL, overrides endpoint for traces
+    metrics_endpoint: str = ""  # full URL, overrides endpoint for metrics
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    headers: dict[str, str] = field(default_factory=dict)
+    compression: Compression = "gzip"
+    timeout: Duration = field(default_factory=lambda: Duration(5.0))
+    sending_queue: QueueConfig = field(default_factory=QueueConfig)
+    retry_on_failure: RetryConfig = field(default_factory=RetryConfig)
+
+    def validate(self) -> list[str]:
+        problems = _common_problems(self.timeout)
+        if not (self.endpoint or self.traces_endpoint or self.metrics_endpoint):
+            problems.append(
+                'endpoint: expected a URL like "https://otelcol:4318", got "" '
+                "(or set traces_endpoint / metrics_endpoint)"
+            )
+        for key in ("endpoint", "traces_endpoint", "metrics_endpoint"):
+            url = getattr(self, key)
+            if url and (p := _url_problem(key, url)):
+                problems.append(p)
+        return problems
+
+    def signal_url(self, signal: str) -> str:
+        """As the collector's otlphttp: the override, else endpoint + /v1/<signal>."""
+        override = self.traces_endpoint if signal == "traces" else self.metrics_endpoint
+        if override:
+            return override
+        if not self.endpoint:
+            return ""
+        sep = "" if self.endpoint.endswith("/") else "/"
+        return f"{self.endpoint}{sep}v1/{signal}"
