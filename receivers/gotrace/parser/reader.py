@@ -1,0 +1,131 @@
+"""The public entry point: stream a trace, generation by generation, into records.
+
+Memory is bounded by one generation (the runtime cuts one about every second, and its
+batches are ≤ 64 KiB each) plus the open intervals, whatever the size of the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import BinaryIO, Literal
+
+from .events import RawEvent, generation_events
+from .generation import Generation, read_generations
+from .interpret import Interpreter
+from .records import Record
+from .spec import VersionSpec, spec_name
+from .wire import BatchReader
+
+ClockMode = Literal["auto", "trace"]
+
+_DRAIN_EVERY = 4096
+
+
+class TraceReader:
+    """Reads one Go execution trace from a binary stream.
+
+    Clock: with `clock="auto"` (the default) times are wall clock ns whenever they can be:
+    from each generation's ClockSnapshot (Go 1.25+), or else from `wall_offset_ns` if the
+    caller knows it (wall minus trace clock; e.g. anchored on when a /debug/pprof/trace
+    download finished). Otherwise (Go 1.22 to 1.24 traces with no offset given) times stay
+    in Go's trace clock (`clock` reports "trace"). `clock="trace"` always keeps the trace
+    clock, which is what `go tool trace -d=parsed` prints (used by the cross-checks).
+
+    The header is read (and the version checked) on construction.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        *,
+        clock: ClockMode = "auto",
+        wall_offset_ns: int | None = None,
+    ) -> None:
+        self._batches = BatchReader(stream)
+        self.version = self._batches.version
+        self.spec = VersionSpec(self.version)
+        self._mode = clock
+        self._fallback_offset = wall_offset_ns
+        self.clock: Literal["wall", "trace"] = "trace"
+        self.generations = 0
+        self.bytes_read = 0
+        self.interpreter = Interpreter()
+
+    @property
+    def events(self) -> int:
+        """Timed events decoded so far."""
+        return sum(self.interpreter.counts)
+
+    def event_counts(self) -> dict[str, int]:
+        """Timed events decoded so far, by Go's event name."""
+        return {spec_name(t): n for t, n in enumerate(self.interpreter.counts) if n}
+
+    def _offset(self, g: Generation) -> int:
+        if self._mode == "trace":
+            return 0
+        snap = g.wall_offset_ns()
+        if snap is not None:
+            self.clock = "wall"
+            return snap
+        if self._fallback_offset is not None:
+            self.clock = "wall"
+            return self._fallback_offset
+        return 0
+
+    def iter_generations(self) -> Iterator[Generation]:
+        for g in read_generations(self._batches):
+            self.generations += 1
+            self.bytes_read = self._batches.offset
+            yield g
+
+    def raw_events(self) -> Iterator[tuple[Generation, RawEvent]]:
+        """Every timed event, merged across Ms (for dumps and cross-checks)."""
+        interp = self.interpreter
+        for g in self.iter_generations():
+            for ev in generation_events(g, self.spec, self._offset(g)):
+                interp.counts[ev[2]] += 1
+                yield g, ev
+
+    def records(self) -> Iterator[Record]:
+        """The high-level records, streamed as intervals complete."""
+        interp = self.interpreter
+        out = interp.out
+        feed = interp.feed
+        for g in self.iter_generations():
+            interp.begin_generation(g)
+            n = 0
+            for ev in generation_events(g, self.spec, self._offset(g)):
+                feed(ev)
+                n += 1
+                if n >= _DRAIN_EVERY:
+                    n = 0
+                    if out:
+                        yield from out
+                        out.clear()
+            if out:
+                yield from out
+                out.clear()
+        interp.finish()
+        yield from out
+        out.clear()
+
+
+def parse_trace(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    clock: ClockMode = "auto",
+    wall_offset_ns: int | None = None,
+) -> Iterator[Record]:
+    """Stream the records of a trace file (path) or binary stream.
+
+    Raises TraceParseError (UnsupportedTraceVersion for ≤ go1.21 or unknown versions);
+    records of every complete generation before a damaged one are yielded first.
+    """
+    with ExitStack() as stack:
+        if isinstance(source, (str, os.PathLike)):
+            stream: BinaryIO = stack.enter_context(open(source, "rb"))
+        else:
+            stream = source
+        yield from TraceReader(stream, clock=clock, wall_offset_ns=wall_offset_ns).records()
