@@ -1,0 +1,1 @@
+"""The `otlp` receiver: OTLP/gRPC and OTLP/HTTP into the pipeline (see README.md)."""

@@ -1,0 +1,151 @@
+"""Config of the `otlp` receiver: the collector's `protocols: {grpc, http}` shape.
+
+Every rule about what a user may write lives here (collector `config.go`). The one subtle
+rule is how a protocol is switched on: as in the collector, naming a protocol enables it,
+even with no settings (`protocols: {grpc: }` is gRPC with defaults), and a protocol left
+out of a `protocols` mapping is off. The decoder hands `None` both for "absent" and for
+"written with no value", so absence is marked with a sentinel default instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_goblock.config import ByteSize, Endpoint
+
+MIB = 1024 * 1024
+
+
+class _Absent:
+    """Default of a protocol the user did not name (distinct from `grpc:` with no value)."""
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass
+class TLSServerConfig:
+    """Server TLS (collector `configtls.ServerConfig`). `client_ca_file` turns on mTLS:
+    clients must present a certificate signed by that CA."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if bool(self.cert_file) != bool(self.key_file):
+            problems.append(
+                "cert_file, key_file: expected both or neither, got "
+                f"cert_file={self.cert_file!r} key_file={self.key_file!r}"
+            )
+        if self.client_ca_file and not self.cert_file:
+            problems.append(
+                "client_ca_file: expected cert_file and key_file too (mTLS needs a server "
+                "certificate), got only client_ca_file"
+            )
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                problems.append(f"{name}: expected a readable file, got {path!r} (not found)")
+        return problems
+
+
+@dataclass
+class GRPCConfig:
+    """gRPC server (collector `configgrpc.ServerConfig`, the options that apply here)."""
+
+    endpoint: Endpoint = field(default_factory=lambda: Endpoint("localhost:4317"))
+    max_recv_msg_size_mib: int = 4  # grpc's own default; after decompression
+    max_concurrent_streams: int = 0  # 0: grpc's default (no limit)
+    include_metadata: bool = False  # copy request metadata into RequestInfo.headers
+    tls: TLSServerConfig | None = None
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.max_recv_msg_size_mib <= 0:
+            problems.append(
+                f"max_recv_msg_size_mib: expected > 0, got {self.max_recv_msg_size_mib}"
+            )
+        if self.max_concurrent_streams < 0:
+            problems.append(
+                f"max_concurrent_streams: expected >= 0, got {self.max_concurrent_streams}"
+            )
+        return problems
+
+
+@dataclass
+class HTTPConfig:
+    """HTTP server (collector `confighttp.ServerConfig` plus the OTLP url paths)."""
+
+    endpoint: Endpoint = field(default_factory=lambda: Endpoint("localhost:4318"))
+    # confighttp's default; applies to the body as sent and again after decompression
+    max_request_body_size: ByteSize = field(default_factory=lambda: ByteSize(20 * MIB))
+    traces_url_path: str = "/v1/traces"
+    metrics_url_path: str = "/v1/metrics"
+    include_metadata: bool = False  # copy request headers into RequestInfo.headers
+    tls: TLSServerConfig | None = None
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.max_request_body_size <= 0:
+            problems.append(
+                f"max_request_body_size: expected > 0, got {int(self.max_request_body_size)}"
+            )
+        for name in ("traces_url_path", "metrics_url_path"):
+            path = getattr(self, name)
+            if not path.startswith("/"):
+                problems.append(f'{name}: expected a path starting with "/", got {path!r}')
+        if self.traces_url_path == self.metrics_url_path:
+            problems.append(
+                "metrics_url_path: expected a path different from traces_url_path, got "
+                f"{self.metrics_url_path!r} for both"
+            )
+        return problems
+
+
+@dataclass
+class Protocols:
+    """Which servers run. A protocol named with no value gets its defaults."""
+
+    grpc: GRPCConfig | None = ABSENT
+    http: HTTPConfig | None = ABSENT
+
+    def __post_init__(self) -> None:
+        self.grpc = _enabled(self.grpc, GRPCConfig)
+        self.http = _enabled(self.http, HTTPConfig)
+
+    @classmethod
+    def all_defaults(cls) -> Protocols:
+        return cls(grpc=GRPCConfig(), http=HTTPConfig())
+
+    def validate(self) -> list[str]:
+        if self.grpc is None and self.http is None:
+            return [
+                ": must specify at least one protocol (grpc or http) when using the otlp receiver"
+            ]
+        return []
+
+
+def _enabled(value: Any, cls: type) -> Any:
+    if value is ABSENT:
+        return None
+    if value is None:
+        return cls()
+    return value
+
+
+@dataclass
+class Config:
+    """`receivers.otlp`. With no `protocols` at all both servers run with defaults (the
+    factory default, as the collector's `createDefaultConfig`)."""
+
+    protocols: Protocols = field(default_factory=Protocols.all_defaults)
+
+    def validate(self) -> list[str]:
+        return []

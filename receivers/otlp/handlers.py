@@ -1,0 +1,131 @@
+"""Per-signal export handling shared by the gRPC and HTTP servers.
+
+Collector `internal/trace/otlp.go` and `internal/metrics/otlp.go`: decode the request once,
+count what it holds, hand it to the next consumer, and record accepted / refused counts.
+The request stays protobuf: the raw bytes as received travel with the parsed message, so
+a pass-through pipeline forwards them without serializing again (DESIGN §3). Parsing once
+here is still needed: it validates the request (malformed → INVALID_ARGUMENT before anything
+is accepted) and gives the span count that self-telemetry and the batch processor use.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.metrics import Meter
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otel_goblock.receivers.otlp import otlpjson
+from otel_goblock.receivers.otlp.errors import MalformedError
+
+from otel_goblock.consumer import ConsumerError
+from otel_goblock.pdata import Metrics, RequestInfo, Traces, count_data_points, count_spans
+
+TRANSPORTS = ("grpc", "http")
+
+
+class _Handler:
+    """Counters keyed by transport, built once so the hot path only calls `add`."""
+
+    signal = ""
+    unit = ""
+
+    def __init__(self, receiver_id: str, meter: Meter, logger: logging.Logger) -> None:
+        self._logger = logger
+        accepted = meter.create_counter(
+            f"otelcol_receiver_accepted_{self.unit}",
+            unit="{" + self.unit.rstrip("s") + "}",
+            description=f"Number of {self.unit.replace('_', ' ')} successfully pushed "
+            "into the pipeline.",
+        )
+        refused = meter.create_counter(
+            f"otelcol_receiver_refused_{self.unit}",
+            unit="{" + self.unit.rstrip("s") + "}",
+            description=f"Number of {self.unit.replace('_', ' ')} that could not be pushed "
+            "into the pipeline.",
+        )
+        self._attrs = {t: {"receiver": receiver_id, "transport": t} for t in TRANSPORTS}
+        self._accepted = accepted
+        self._refused = refused
+
+    async def _push(self, consume: Any, data: Any, count: int, transport: str) -> None:
+        attrs = self._attrs[transport]
+        try:
+            await consume(data)
+        except ConsumerError as e:
+            self._refused.add(count, attrs)
+            self._logger.debug("%s refused by the pipeline: %s", self.signal, e)
+            raise
+        except Exception:
+            self._refused.add(count, attrs)
+            self._logger.exception("%s consumer failed unexpectedly", self.signal)
+            raise
+        self._accepted.add(count, attrs)
+
+
+class TracesHandler(_Handler):
+    signal = "traces"
+    unit = "spans"
+
+    def __init__(self, consumer: Any, receiver_id: str, meter: Meter, logger: logging.Logger):
+        super().__init__(receiver_id, meter, logger)
+        self._consume = consumer.consume_traces
+
+    async def export_protobuf(self, raw: bytes, info: RequestInfo) -> None:
+        try:
+            msg = ExportTraceServiceRequest.FromString(raw)
+        except DecodeError as e:
+            raise MalformedError(f"invalid ExportTraceServiceRequest protobuf: {e}") from None
+        await self._export(msg, raw, info)
+
+    async def export_json(self, body: bytes, info: RequestInfo) -> None:
+        try:
+            msg = otlpjson.decode_traces(body)
+        except otlpjson.OTLPJSONError as e:
+            raise MalformedError(f"invalid OTLP/JSON traces request: {e}") from None
+        await self._export(msg, None, info)
+
+    async def _export(
+        self, msg: ExportTraceServiceRequest, raw: bytes | None, info: RequestInfo
+    ) -> None:
+        n = count_spans(msg)
+        if n == 0:
+            return  # nothing to deliver: OK without bothering the pipeline
+        data = Traces(raw=raw, message=msg, span_count=n, info=info)
+        await self._push(self._consume, data, n, info.transport)
+
+
+class MetricsHandler(_Handler):
+    signal = "metrics"
+    unit = "metric_points"
+
+    def __init__(self, consumer: Any, receiver_id: str, meter: Meter, logger: logging.Logger):
+        super().__init__(receiver_id, meter, logger)
+        self._consume = consumer.consume_metrics
+
+    async def export_protobuf(self, raw: bytes, info: RequestInfo) -> None:
+        try:
+            msg = ExportMetricsServiceRequest.FromString(raw)
+        except DecodeError as e:
+            raise MalformedError(f"invalid ExportMetricsServiceRequest protobuf: {e}") from None
+        await self._export(msg, raw, info)
+
+    async def export_json(self, body: bytes, info: RequestInfo) -> None:
+        try:
+            msg = otlpjson.decode_metrics(body)
+        except otlpjson.OTLPJSONError as e:
+            raise MalformedError(f"invalid OTLP/JSON metrics request: {e}") from None
+        await self._export(msg, None, info)
+
+    async def _export(
+        self, msg: ExportMetricsServiceRequest, raw: bytes | None, info: RequestInfo
+    ) -> None:
+        n = count_data_points(msg)
+        if n == 0:
+            return  # as the collector: no data points, nothing to deliver
+        data = Metrics(raw=raw, message=msg, data_point_count=n, info=info)
+        await self._push(self._consume, data, n, info.transport)
