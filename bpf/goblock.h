@@ -1,0 +1,194 @@
+/* Shared between the BPF programs (bpf/<concern>.bpf.c) and the Python decoder
+ * (receivers/ebpf/decode.py, whose layouts a test checks against this file).
+ *
+ * The loader compiles this header plus the enabled *.bpf.c files as ONE BCC module, so
+ * the maps declared here (targets, goid cache, config, loss counters) are shared by every
+ * program.  Nothing here dereferences a kernel struct by header layout: inputs are
+ * tracepoint arguments, user memory, and kernel fields at BTF offsets passed in as -D.
+ */
+#ifndef GOBLOCK_H
+#define GOBLOCK_H
+
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+
+#ifndef GOBLOCK_FSBASE_OFF
+#define GOBLOCK_FSBASE_OFF 0 /* task_struct.thread.fsbase from BTF; 0 = goid unknown */
+#endif
+#ifndef GOBLOCK_RING_PAGES
+#define GOBLOCK_RING_PAGES 256 /* per ring buffer, power of two */
+#endif
+
+#define GOBLOCK_MAX_TIDS 65536
+#define GOBLOCK_HIST_SLOTS 32  /* log2(µs) slots */
+
+/* config array indices (written by Python at start) */
+#define CFG_SYSCALL_THRESHOLD_NS 0
+#define CFG_OFFCPU_THRESHOLD_NS 1
+#define CFG_TCP_PROBE_INTERVAL_NS 2
+#define CFG_MAX 4
+
+/* loss counter indices (per-CPU array) */
+#define LOST_SYSCALL 0
+#define LOST_SCHED 1
+#define LOST_TCP 2
+#define LOST_PROC 3
+#define LOST_MAX 4
+
+/* sched event kinds */
+#define SCHED_OFFCPU 1
+#define SCHED_RUNQ 2
+/* off-CPU states */
+#define OFFCPU_BLOCKED 1
+#define OFFCPU_PREEMPTED 2
+/* run-queue entry causes */
+#define RUNQ_WAKEUP 1
+#define RUNQ_PREEMPTED 2
+#define RUNQ_NEW 3
+
+/* tcp event types */
+#define TCP_EV_RETRANSMIT 1
+#define TCP_EV_RESET_SENT 2
+#define TCP_EV_RESET_RECEIVED 3
+#define TCP_EV_STATE 4
+#define TCP_EV_PROBE 5
+#define TCP_EV_ZERO_WINDOW 6
+#define TCP_EV_ERROR 7
+
+/* proc event kinds */
+#define PROC_EXEC 1
+#define PROC_EXIT 2
+
+#define GOBLOCK_FILENAME_LEN 128
+
+/* value of the `targets` map (key: tgid) */
+struct target_info {
+    u32 goid_off;  /* offset of g.goid in this binary's runtime.g; 0 = not Go */
+    u32 flags;
+};
+
+struct syscall_event {
+    u64 start_ns;   /* CLOCK_MONOTONIC */
+    u64 end_ns;
+    u64 goid;
+    s64 ret;
+    u64 arg0;       /* first argument: the fd for fd-taking syscalls */
+    u32 pid;
+    u32 tid;
+    u32 nr;
+    u32 _pad;
+};
+
+struct sched_event {
+    u64 start_ns;
+    u64 end_ns;
+    u64 goid;       /* cached from the thread's last sys_enter (user reads fail here) */
+    u64 runq_ns;    /* offcpu: the runnable part of the interval */
+    u32 pid;
+    u32 tid;
+    u8 kind;        /* SCHED_OFFCPU | SCHED_RUNQ */
+    u8 state;       /* offcpu: OFFCPU_*; runq: RUNQ_* */
+    u8 _pad[6];
+};
+
+struct tcp_event {
+    u64 ts_ns;
+    u64 skaddr;
+    u32 pid;        /* owner learned in process context; 0 if unknown */
+    u32 tid;
+    u32 srtt_us;
+    u32 snd_wnd;
+    u32 rcv_wnd;
+    u32 snd_cwnd;
+    s32 oldstate;
+    s32 newstate;   /* also: the error for TCP_EV_ERROR */
+    u16 family;
+    u16 sport;      /* host byte order */
+    u16 dport;
+    u8 type;        /* TCP_EV_* */
+    u8 _pad;
+    u8 saddr[16];
+    u8 daddr[16];
+};
+
+struct proc_event {
+    u64 ts_ns;
+    u32 pid;
+    u32 tid;
+    u8 kind;        /* PROC_EXEC | PROC_EXIT */
+    u8 _pad[7];
+    char comm[16];
+    char filename[GOBLOCK_FILENAME_LEN];
+};
+
+/* histogram keys */
+struct syscall_hist_key {
+    u32 nr;
+    u32 slot;
+};
+struct sched_hist_key {
+    u32 kind;       /* SCHED_OFFCPU: state in `sub`; SCHED_RUNQ: sub = 0 */
+    u32 sub;
+    u32 slot;
+    u32 _pad;
+};
+struct tcp_count_key {
+    u8 daddr[16];
+    u16 family;
+    u16 dport;
+    u8 type;
+    u8 _pad[3];
+};
+
+/* ---- shared maps ---- */
+BPF_HASH(targets, u32, struct target_info, 4096);
+BPF_HASH(tid_goid, u32, u64, GOBLOCK_MAX_TIDS);
+BPF_ARRAY(config, u64, CFG_MAX);
+BPF_PERCPU_ARRAY(lost, u64, LOST_MAX);
+
+static __always_inline u64 cfg(u32 idx)
+{
+    u64 *v = config.lookup(&idx);
+    return v ? *v : 0;
+}
+
+static __always_inline void count_lost(u32 idx)
+{
+    u64 *v = lost.lookup(&idx);
+    if (v)
+        (*v)++;
+}
+
+/* log2 of a duration in µs, clamped to the histogram's slots */
+static __always_inline u32 hist_slot(u64 ns)
+{
+    u64 us = ns / 1000;
+    u32 slot = 0;
+#pragma unroll
+    for (int i = 0; i < GOBLOCK_HIST_SLOTS - 1; i++) {
+        if (us > 1) {
+            us >>= 1;
+            slot++;
+        }
+    }
+    return slot;
+}
+
+/* the goid of the goroutine on this thread: FS−8 → g → g.goid (user reads; works in
+ * sys_enter, fails in sched_switch, DESIGN §4) */
+static __always_inline u64 read_goid(u32 goid_off)
+{
+    if (!goid_off || !GOBLOCK_FSBASE_OFF)
+        return 0;
+    u64 task = bpf_get_current_task();
+    u64 fsbase = 0, g = 0, goid = 0;
+    if (bpf_probe_read_kernel(&fsbase, sizeof(fsbase), (void *)(task + GOBLOCK_FSBASE_OFF)))
+        return 0;
+    if (!fsbase || bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase - 8)) || !g)
+        return 0;
+    if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + goid_off)))
+        return 0;
+    return goid;
+}
+
+#endif /* GOBLOCK_H */

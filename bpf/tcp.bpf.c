@@ -1,0 +1,311 @@
+/* TCP trouble on sockets of target processes (tcp:tcp_probe, tcp_retransmit_skb,
+ * tcp_send_reset, tcp_receive_reset, sock:inet_sock_set_state, inet_sk_error_report).
+ *
+ * Ownership.  Most of these fire in softirq context, where `current` is whoever was
+ * interrupted, so a socket is mapped to its process (sk_owner: skaddr → pid/tid) where the
+ * target's own thread is current:
+ *   - sock:sock_send_length / sock_recv_length fire in sock_sendmsg/sock_recvmsg, i.e. in
+ *     every send/recv/read/write syscall on a socket, in the caller's context: an accepted
+ *     socket is learned on its first read, a connected one on its first write;
+ *   - sock:inet_sock_set_state when current is a target (connect → SYN_SENT, close), which
+ *     also covers a connect that never gets to send.
+ * This needs no fd → file → socket walk (kernel struct layouts) and costs one hash lookup
+ * per socket operation of a target.  tuple_owner (4-tuple → pid) serves
+ * inet_sk_error_report, which carries no socket pointer.
+ *
+ * Zero window: tcp_probe runs on each received segment before the ACK is processed, so its
+ * snd_wnd is the window the peer advertised last; a transition to 0 (peer's receive buffer
+ * full: we cannot send) or of rcv_wnd to 0 (ours full: the app does not read) is emitted.
+ * Other tcp_probe samples are emitted at most once per socket per probe interval.
+ */
+#include "goblock.h"
+
+/* tcp_send_reset's format names `enum sk_rst_reason` (Linux ≥ 6.10); older header packages
+ * (the Debian ones BCC compiles against here) lack it, so the loader asks for a stand-in. */
+#ifdef GOBLOCK_DECLARE_SK_RST_REASON
+enum sk_rst_reason { GOBLOCK_SK_RST_REASON_UNUSED = 0 };
+#endif
+
+#define AF_INET_ 2
+#define AF_INET6_ 10
+#define IPPROTO_TCP_ 6
+#define TCP_CLOSE_ 7
+
+struct sk_owner {
+    u32 pid;
+    u32 tid;
+    u64 last_probe_ns;
+    u32 last_snd_wnd;
+    u32 last_rcv_wnd;
+};
+
+struct tuple_key {
+    u8 saddr[16];
+    u8 daddr[16];
+    u16 sport;
+    u16 dport;
+    u16 family;
+    u16 _pad;
+};
+
+BPF_TABLE("lru_hash", u64, struct sk_owner, sk_owner, 16384);
+BPF_TABLE("lru_hash", struct tuple_key, u32, tuple_owner, 16384);
+BPF_HASH(tcp_counts, struct tcp_count_key, u64, 4096);
+BPF_RINGBUF_OUTPUT(tcp_events, GOBLOCK_RING_PAGES);
+
+static __always_inline void learn_owner(u64 sk)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
+    if (!targets.lookup(&tgid))
+        return;
+    struct sk_owner *o = sk_owner.lookup(&sk);
+    if (o && o->pid == tgid)
+        return;
+    struct sk_owner n = {.pid = tgid, .tid = (u32)pid_tgid, .last_snd_wnd = 1, .last_rcv_wnd = 1};
+    sk_owner.update(&sk, &n);
+}
+
+TRACEPOINT_PROBE(sock, sock_send_length)
+{
+    if (args->protocol == IPPROTO_TCP_)
+        learn_owner((u64)args->sk);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, sock_recv_length)
+{
+    if (args->protocol == IPPROTO_TCP_)
+        learn_owner((u64)args->sk);
+    return 0;
+}
+
+static __always_inline struct tcp_event *tcp_reserve(u8 type, u64 sk, struct sk_owner *o)
+{
+    struct tcp_event *e = tcp_events.ringbuf_reserve(sizeof(*e));
+    if (!e) {
+        count_lost(LOST_TCP);
+        return 0;
+    }
+    __builtin_memset(e, 0, sizeof(*e));
+    e->ts_ns = bpf_ktime_get_ns();
+    e->skaddr = sk;
+    e->type = type;
+    if (o) {
+        e->pid = o->pid;
+        e->tid = o->tid;
+    }
+    return e;
+}
+
+static __always_inline void count_peer(u8 type, u16 family, const u8 *daddr, u16 dport)
+{
+    struct tcp_count_key k = {};
+    k.type = type;
+    k.family = family;
+    k.dport = dport;
+    __builtin_memcpy(k.daddr, daddr, 16);
+    tcp_counts.atomic_increment(k);
+}
+
+/* sockaddr_in / sockaddr_in6 as stored by TP_STORE_ADDR_PORTS in a __u8[28] field */
+static __always_inline void from_sockaddr(const u8 *sa, u16 *family, u16 *port, u8 *addr)
+{
+    u16 fam = *(u16 *)sa;
+    u16 p = *(u16 *)(sa + 2);
+    *family = fam;
+    *port = (p >> 8) | (p << 8);
+    if (fam == AF_INET_)
+        __builtin_memcpy(addr, sa + 4, 4);
+    else
+        __builtin_memcpy(addr, sa + 8, 16);
+}
+
+TRACEPOINT_PROBE(tcp, tcp_probe)
+{
+    u64 sk = (u64)args->skaddr;
+    struct sk_owner *o = sk_owner.lookup(&sk);
+    if (!o)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    u8 type = 0;
+    if ((args->snd_wnd == 0 && o->last_snd_wnd != 0) || (args->rcv_wnd == 0 && o->last_rcv_wnd != 0))
+        type = TCP_EV_ZERO_WINDOW;
+    else if (now - o->last_probe_ns >= cfg(CFG_TCP_PROBE_INTERVAL_NS))
+        type = TCP_EV_PROBE;
+    o->last_snd_wnd = args->snd_wnd;
+    o->last_rcv_wnd = args->rcv_wnd;
+    if (!type)
+        return 0;
+    o->last_probe_ns = now;
+    struct tcp_event *e = tcp_reserve(type, sk, o);
+    if (!e)
+        return 0;
+    u16 fam = 0, port = 0;
+    from_sockaddr(args->saddr, &fam, &port, e->saddr);
+    from_sockaddr(args->daddr, &fam, &port, e->daddr);
+    e->family = args->family;
+    e->sport = args->sport;
+    e->dport = args->dport;
+    e->srtt_us = args->srtt;
+    e->snd_wnd = args->snd_wnd;
+    e->rcv_wnd = args->rcv_wnd;
+    e->snd_cwnd = args->snd_cwnd;
+    struct tuple_key tk = {};
+    __builtin_memcpy(tk.saddr, e->saddr, 16);
+    __builtin_memcpy(tk.daddr, e->daddr, 16);
+    tk.sport = e->sport;
+    tk.dport = e->dport;
+    tk.family = e->family;
+    u32 pid = o->pid;
+    tuple_owner.update(&tk, &pid);
+    if (type == TCP_EV_ZERO_WINDOW)
+        count_peer(type, e->family, e->daddr, e->dport);
+    tcp_events.ringbuf_submit(e, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
+{
+    u64 sk = (u64)args->skaddr;
+    struct sk_owner *o = sk_owner.lookup(&sk);
+    if (!o)
+        return 0;
+    struct tcp_event *e = tcp_reserve(TCP_EV_RETRANSMIT, sk, o);
+    if (!e)
+        return 0;
+    e->family = args->family;
+    e->sport = args->sport;
+    e->dport = args->dport;
+    e->oldstate = e->newstate = args->state;
+    if (args->family == AF_INET_) {
+        __builtin_memcpy(e->saddr, args->saddr, 4);
+        __builtin_memcpy(e->daddr, args->daddr, 4);
+    } else {
+        __builtin_memcpy(e->saddr, args->saddr_v6, 16);
+        __builtin_memcpy(e->daddr, args->daddr_v6, 16);
+    }
+    count_peer(TCP_EV_RETRANSMIT, e->family, e->daddr, e->dport);
+    tcp_events.ringbuf_submit(e, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(tcp, tcp_send_reset)
+{
+    u64 sk = (u64)args->skaddr;
+    struct sk_owner *o = sk ? sk_owner.lookup(&sk) : 0;
+    if (!o)
+        return 0;
+    struct tcp_event *e = tcp_reserve(TCP_EV_RESET_SENT, sk, o);
+    if (!e)
+        return 0;
+    u16 fam = 0;
+    from_sockaddr(args->saddr, &fam, &e->sport, e->saddr);
+    from_sockaddr(args->daddr, &e->family, &e->dport, e->daddr);
+    e->oldstate = e->newstate = args->state;
+    count_peer(TCP_EV_RESET_SENT, e->family, e->daddr, e->dport);
+    tcp_events.ringbuf_submit(e, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(tcp, tcp_receive_reset)
+{
+    u64 sk = (u64)args->skaddr;
+    struct sk_owner *o = sk_owner.lookup(&sk);
+    if (!o)
+        return 0;
+    struct tcp_event *e = tcp_reserve(TCP_EV_RESET_RECEIVED, sk, o);
+    if (!e)
+        return 0;
+    e->family = args->family;
+    e->sport = args->sport;
+    e->dport = args->dport;
+    if (args->family == AF_INET_) {
+        __builtin_memcpy(e->saddr, args->saddr, 4);
+        __builtin_memcpy(e->daddr, args->daddr, 4);
+    } else {
+        __builtin_memcpy(e->saddr, args->saddr_v6, 16);
+        __builtin_memcpy(e->daddr, args->daddr_v6, 16);
+    }
+    count_peer(TCP_EV_RESET_RECEIVED, e->family, e->daddr, e->dport);
+    tcp_events.ringbuf_submit(e, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, inet_sock_set_state)
+{
+    if (args->protocol != IPPROTO_TCP_)
+        return 0;
+    u64 sk = (u64)args->skaddr;
+    learn_owner(sk);
+    struct sk_owner *o = sk_owner.lookup(&sk);
+    if (!o)
+        return 0;
+    struct tcp_event *e = tcp_reserve(TCP_EV_STATE, sk, o);
+    if (e) {
+        e->family = args->family;
+        e->sport = args->sport;
+        e->dport = args->dport;
+        e->oldstate = args->oldstate;
+        e->newstate = args->newstate;
+        if (args->family == AF_INET_) {
+            __builtin_memcpy(e->saddr, args->saddr, 4);
+            __builtin_memcpy(e->daddr, args->daddr, 4);
+        } else {
+            __builtin_memcpy(e->saddr, args->saddr_v6, 16);
+            __builtin_memcpy(e->daddr, args->daddr_v6, 16);
+        }
+        struct tuple_key tk = {};
+        __builtin_memcpy(tk.saddr, e->saddr, 16);
+        __builtin_memcpy(tk.daddr, e->daddr, 16);
+        tk.sport = e->sport;
+        tk.dport = e->dport;
+        tk.family = e->family;
+        u32 pid = o->pid;
+        if (args->newstate == TCP_CLOSE_)
+            tuple_owner.delete(&tk);
+        else
+            tuple_owner.update(&tk, &pid);
+        tcp_events.ringbuf_submit(e, 0);
+    }
+    if (args->newstate == TCP_CLOSE_)
+        sk_owner.delete(&sk);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, inet_sk_error_report)
+{
+    if (args->protocol != IPPROTO_TCP_)
+        return 0;
+    struct tuple_key tk = {};
+    tk.family = args->family;
+    tk.sport = args->sport;
+    tk.dport = args->dport;
+    if (args->family == AF_INET_) {
+        __builtin_memcpy(tk.saddr, args->saddr, 4);
+        __builtin_memcpy(tk.daddr, args->daddr, 4);
+    } else {
+        __builtin_memcpy(tk.saddr, args->saddr_v6, 16);
+        __builtin_memcpy(tk.daddr, args->daddr_v6, 16);
+    }
+    u32 *pid = tuple_owner.lookup(&tk);
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct sk_owner o = {};
+    if (pid)
+        o.pid = *pid;
+    else if (targets.lookup(&tgid))
+        o.pid = tgid;
+    else
+        return 0;
+    struct tcp_event *e = tcp_reserve(TCP_EV_ERROR, 0, &o);
+    if (!e)
+        return 0;
+    e->family = tk.family;
+    e->sport = tk.sport;
+    e->dport = tk.dport;
+    __builtin_memcpy(e->saddr, tk.saddr, 16);
+    __builtin_memcpy(e->daddr, tk.daddr, 16);
+    e->newstate = args->error;
+    tcp_events.ringbuf_submit(e, 0);
+    return 0;
+}

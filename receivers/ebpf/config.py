@@ -1,0 +1,69 @@
+"""Config of the `ebpf` receiver: which processes, which concerns, which thresholds."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from otel_goblock.config import ByteSize, Duration
+
+
+@dataclass
+class Target:
+    """One way to name target processes; exactly one of the three."""
+
+    pid: int | None = None
+    exe: str | None = None  # executable path (or its basename)
+    comm: str | None = None  # regex over the task name (/proc/<pid>/comm)
+
+    def validate(self) -> list[str]:
+        given = [k for k in ("pid", "exe", "comm") if getattr(self, k) is not None]
+        if len(given) != 1:
+            return [f": expected exactly one of pid, exe, comm, got {given or 'none'}"]
+        if self.pid is not None and self.pid <= 0:
+            return [f"pid: expected a positive process id, got {self.pid}"]
+        if self.comm is not None:
+            try:
+                re.compile(self.comm)
+            except re.error as e:
+                return [f"comm: expected a regular expression, got {self.comm!r} ({e})"]
+        return []
+
+
+@dataclass
+class Config:
+    targets: list[Target] = field(default_factory=list)
+    syscalls: bool = True
+    sched: bool = True
+    tcp: bool = True
+    syscall_threshold: Duration = field(default_factory=lambda: Duration(0.001))
+    offcpu_threshold: Duration = field(default_factory=lambda: Duration(0.001))
+    tcp_probe_interval: Duration = field(default_factory=lambda: Duration(1.0))
+    # When false, a machine that cannot run BPF logs the reason once and the pipeline runs
+    # without this receiver; when true the collector fails at start with the doctor's text.
+    required: bool = True
+    ring_buffer_size: ByteSize = field(default_factory=lambda: ByteSize(1 << 20))
+    poll_interval: Duration = field(default_factory=lambda: Duration(0.1))
+    metrics_interval: Duration = field(default_factory=lambda: Duration(10.0))
+    # batches handed to the pipeline but not yet consumed; beyond this, batches are dropped
+    # and counted as lost (memory stays bounded when the pipeline is slower than the kernel)
+    max_pending_batches: int = 64
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.targets:
+            problems.append("targets: expected at least one {pid | exe | comm}, got none")
+        if not (self.syscalls or self.sched or self.tcp):
+            problems.append("syscalls/sched/tcp: expected at least one enabled, got all false")
+        size = int(self.ring_buffer_size)
+        if size < 4096 or size & (size - 1):
+            problems.append(
+                f"ring_buffer_size: expected a power of two ≥ 4096 bytes, got {size}"
+            )
+        if self.poll_interval <= 0 or self.poll_interval > 1:
+            problems.append(f"poll_interval: expected between 0 and 1s, got {self.poll_interval}")
+        if self.metrics_interval < 0.1:
+            problems.append(f"metrics_interval: expected ≥ 100ms, got {self.metrics_interval}")
+        if self.max_pending_batches < 1:
+            problems.append(f"max_pending_batches: expected ≥ 1, got {self.max_pending_batches}")
+        return problems

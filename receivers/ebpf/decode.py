@@ -1,0 +1,158 @@
+"""The one Python definition of each record the BPF side emits (bpf/goblock.h).
+
+Each layout is a little-endian `struct` format with explicit padding, so it does not depend
+on the host's C alignment rules; tests/ebpf/test_decode_layout.py compiles goblock.h with
+BCC and checks every field's offset and each struct's size against these.  Decoding here is
+tuple-level (one `unpack_from` per record) because the poll thread decodes up to hundreds
+of thousands of records a second; naming (syscall names, fd targets, addresses) is done
+once per record that survives to an `Event`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from otel_goblock.pdata import Event
+
+
+@dataclass(frozen=True)
+class Layout:
+    c_name: str
+    fmt: str
+    fields: tuple[str, ...]  # names as in the C struct; "_pad" entries are padding
+
+    @property
+    def struct(self) -> struct.Struct:
+        return struct.Struct(self.fmt)
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize(self.fmt)
+
+    def offsets(self) -> dict[str, int]:
+        """Byte offset of each named field (padding fields excluded)."""
+        out, pos = {}, 0
+        codes = struct.Struct(self.fmt).format.lstrip("<")
+        items = [m for m in _tokens(codes)]
+        if len(items) != len(self.fields):
+            raise ValueError(f"{self.c_name}: {len(items)} format items, {len(self.fields)} names")
+        for name, code in zip(self.fields, items, strict=True):
+            if not name.startswith("_"):
+                out[name] = pos
+            pos += struct.calcsize("<" + code)
+        return out
+
+
+def _tokens(codes: str) -> list[str]:
+    toks, num = [], ""
+    for ch in codes:
+        if ch.isdigit():
+            num += ch
+        else:
+            toks.append(num + ch)
+            num = ""
+    return toks
+
+
+SYSCALL_EVENT = Layout(
+    "syscall_event",
+    "<QQQqQIIII",
+    ("start_ns", "end_ns", "goid", "ret", "arg0", "pid", "tid", "nr", "_pad"),
+)
+SCHED_EVENT = Layout(
+    "sched_event",
+    "<QQQQIIBB6x",
+    ("start_ns", "end_ns", "goid", "runq_ns", "pid", "tid", "kind", "state", "_pad"),
+)
+TCP_EVENT = Layout(
+    "tcp_event",
+    "<QQIIIIIIiiHHHBB16s16s",
+    (
+        "ts_ns", "skaddr", "pid", "tid", "srtt_us", "snd_wnd", "rcv_wnd", "snd_cwnd",
+        "oldstate", "newstate", "family", "sport", "dport", "type", "_pad", "saddr", "daddr",
+    ),
+)
+PROC_EVENT = Layout(
+    "proc_event",
+    "<QIIB7x16s128s",
+    ("ts_ns", "pid", "tid", "kind", "_pad", "comm", "filename"),
+)
+LAYOUTS = (SYSCALL_EVENT, SCHED_EVENT, TCP_EVENT, PROC_EVENT)
+
+# constants mirrored from goblock.h (the layout test checks them too)
+SCHED_OFFCPU, SCHED_RUNQ = 1, 2
+OFFCPU_STATES = {1: "blocked", 2: "preempted"}
+RUNQ_CAUSES = {1: "wakeup", 2: "preempted", 3: "new"}
+TCP_TYPES = {
+    1: "retransmit",
+    2: "reset_sent",
+    3: "reset_received",
+    4: "state",
+    5: "probe",
+    6: "zero_window",
+    7: "error",
+}
+PROC_EXEC, PROC_EXIT = 1, 2
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+    12: "NEW_SYN_RECV",
+}
+
+_SYSCALL = SYSCALL_EVENT.struct
+_SCHED = SCHED_EVENT.struct
+_TCP = TCP_EVENT.struct
+_PROC = PROC_EVENT.struct
+unpack_syscall = _SYSCALL.unpack_from
+unpack_sched = _SCHED.unpack_from
+unpack_tcp = _TCP.unpack_from
+unpack_proc = _PROC.unpack_from
+
+
+def addr_text(family: int, raw: bytes) -> str:
+    if family == 2:
+        return str(ipaddress.IPv4Address(raw[:4]))
+    if family == 10:
+        a = ipaddress.IPv6Address(raw[:16])
+        return str(a.ipv4_mapped or a)
+    return ""
+
+
+def sched_event(rec: tuple, to_wall: int) -> Event:
+    """`rec` from unpack_sched; `to_wall` is the REALTIME − MONOTONIC offset."""
+    start, end, goid, runq_ns, pid, tid, kind, state = rec
+    if kind == SCHED_OFFCPU:
+        return Event(
+            "offcpu", pid, tid, goid, start + to_wall, end + to_wall,
+            {"state": OFFCPU_STATES.get(state, str(state)), "runq_ns": runq_ns}, "ebpf",
+        )
+    return Event(
+        "runqueue", pid, tid, goid, start + to_wall, end + to_wall,
+        {"after": RUNQ_CAUSES.get(state, str(state))}, "ebpf",
+    )
+
+
+def tcp_event(rec: tuple, to_wall: int) -> Event:
+    (ts, skaddr, pid, tid, srtt, snd_wnd, rcv_wnd, cwnd, old, new, family, sport, dport,
+     typ, saddr, daddr) = rec
+    name = TCP_TYPES.get(typ, str(typ))
+    attrs: dict = {
+        "type": name,
+        "saddr": addr_text(family, saddr),
+        "sport": sport,
+        "daddr": addr_text(family, daddr),
+        "dport": dport,
+    }
+    if name in ("probe", "zero_window"):
+        attrs.update(srtt_us=srtt, snd_wnd=snd_wnd, rcv_wnd=rcv_wnd, snd_cwnd=cwnd)
+        if name == "zero_window":
+            attrs["side"] = "peer" if snd_wnd == 0 else "local"
+    elif name == "state":
+        attrs.update(old_state=TCP_STATES.get(old, str(old)), new_state=TCP_STATES.get(new, str(new)))
+    elif name == "error":
+        attrs["error"] = new
+    elif name in ("retransmit", "reset_sent"):
+        attrs["state"] = TCP_STATES.get(new, str(new))
+    return Event("tcp", pid, tid, 0, ts + to_wall, ts + to_wall, attrs, "ebpf")

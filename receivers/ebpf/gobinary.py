@@ -1,0 +1,101 @@
+"""Which Go runtime a target runs, and where `g.goid` sits in its `runtime.g`.
+
+The BPF side reads the goroutine id at FS−8 → g → g.goid (DESIGN §4–5), and the goid offset
+depends on the Go release.  The release is read from the binary's `.go.buildinfo` section,
+which survives stripping; the offset comes from DWARF (`runtime.g` member `goid`) when the
+binary has it, else from the release table of DESIGN §5.  A non-Go target gets offset 0 and
+its events carry goid 0.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from elftools.elf.elffile import ELFFile
+
+_BUILDINFO_MAGIC = b"\xff Go buildinf:"
+
+# (major, minor) → g.goid offset, amd64/arm64 (DESIGN §5), used when DWARF is absent
+_GOID_OFFSETS = {21: 152, 22: 152, 23: 160, 24: 160, 25: 152, 26: 152}
+_DEFAULT_GOID_OFFSET = 152  # newest releases; a wrong guess yields wrong goids, not a crash
+
+
+def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+
+
+def go_version(path: str) -> str | None:
+    """"go1.26.0" etc. from `.go.buildinfo` (Go ≥ 1.18 inline-string format), None if not Go."""
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            sec = elf.get_section_by_name(".go.buildinfo")
+            if sec is None:
+                return None
+            data = sec.data()
+    except (OSError, Exception):  # noqa: BLE001 - not an ELF we can read: not a Go target
+        return None
+    if not data.startswith(_BUILDINFO_MAGIC) or len(data) < 33:
+        return None
+    flags = data[15]
+    if not flags & 0x2:  # pre-1.18 pointer format: older than anything we support
+        return None
+    n, pos = _uvarint(data, 32)
+    return data[pos : pos + n].decode(errors="replace")
+
+
+def _dwarf_goid_offset(path: str) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            if not elf.has_dwarf_info():
+                return None
+            dwarf = elf.get_dwarf_info()
+            for cu in dwarf.iter_CUs():
+                top = cu.get_top_DIE()
+                name = top.attributes.get("DW_AT_name")
+                if name is None or name.value != b"runtime":
+                    continue
+                for die in top.iter_children():
+                    if die.tag == "DW_TAG_structure_type" and die.attributes.get(
+                        "DW_AT_name"
+                    ) and die.attributes["DW_AT_name"].value == b"runtime.g":
+                        for m in die.iter_children():
+                            mname = m.attributes.get("DW_AT_name")
+                            if mname is not None and mname.value == b"goid":
+                                return int(m.attributes["DW_AT_data_member_location"].value)
+                return None
+    except Exception:  # noqa: BLE001 - malformed DWARF: fall back to the table
+        return None
+    return None
+
+
+@lru_cache(maxsize=256)
+def _goid_offset_cached(path: str, _mtime_ns: int, _size: int) -> int:
+    version = go_version(path)
+    if version is None:
+        return 0
+    off = _dwarf_goid_offset(path)
+    if off:
+        return off
+    m = re.match(r"go1\.(\d+)", version)
+    return _GOID_OFFSETS.get(int(m.group(1)), _DEFAULT_GOID_OFFSET) if m else _DEFAULT_GOID_OFFSET
+
+
+def goid_offset(path: str) -> int:
+    """g.goid offset for the Go binary at `path`; 0 when it is not a Go binary."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0
+    return _goid_offset_cached(path, st.st_mtime_ns, st.st_size)

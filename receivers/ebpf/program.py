@@ -1,0 +1,133 @@
+"""Builds, compiles and attaches the BPF side (bpf/*.bpf.c) as one BCC module.
+
+One module, so that the shared maps of bpf/goblock.h (targets, tid → goid cache, config,
+loss counters) are the same maps for every program; each concern is its own source file
+and ring buffer, included only when enabled.  BCC attaches every TRACEPOINT_PROBE while
+it loads the module; `close()` detaches and unloads them all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
+
+# index constants mirrored from bpf/goblock.h (checked by tests/ebpf/test_decode_layout.py)
+CFG_SYSCALL_THRESHOLD_NS = 0
+CFG_OFFCPU_THRESHOLD_NS = 1
+CFG_TCP_PROBE_INTERVAL_NS = 2
+LOST_SYSCALL, LOST_SCHED, LOST_TCP, LOST_PROC = 0, 1, 2, 3
+LOST_NAMES = {LOST_SYSCALL: "syscall", LOST_SCHED: "sched", LOST_TCP: "tcp", LOST_PROC: "proc"}
+
+
+def import_bcc() -> Any:
+    """Debian's bcc module (not the PyPI `bcc`): linked into the venv by setup_ebpf.sh."""
+    try:
+        import bcc  # type: ignore[import-not-found]
+    except ImportError:
+        import sys
+
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            import bcc  # type: ignore[import-not-found]
+        finally:
+            sys.path.remove("/usr/lib/python3/dist-packages")
+    if not hasattr(bcc, "BPF"):
+        raise ImportError(f"the `bcc` found at {bcc.__file__} is not BCC (PyPI's lattice `bcc`?)")
+    return bcc
+
+
+@dataclass(frozen=True)
+class ProgramOptions:
+    syscalls: bool = True
+    sched: bool = True
+    tcp: bool = True
+    ring_pages: int = 256
+    fsbase_offset: int = 0
+
+
+def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
+    """The module's C text and cflags."""
+    files = [f for f, on in (("syscalls", opts.syscalls), ("sched", opts.sched), ("tcp", opts.tcp)) if on]
+    files.append("proc")  # target tracking; last, it cleans the per-thread maps of the others
+    # BCC rewrites map calls (`map.lookup(...)`) only in the main text, not in #included
+    # files: the shared header goes in as text first; its include guard then makes each
+    # source's own `#include "goblock.h"` (kept so the sources stand alone) a no-op.
+    parts = [(BPF_DIR / "goblock.h").read_text()]
+    parts += [(BPF_DIR / f"{f}.bpf.c").read_text() for f in files]
+    text = "\n".join(parts)
+    cflags = [
+        f"-I{BPF_DIR}",
+        f"-DGOBLOCK_RING_PAGES={opts.ring_pages}",
+        f"-DGOBLOCK_FSBASE_OFF={opts.fsbase_offset}",
+        "-Wno-macro-redefined",
+    ]
+    if opts.syscalls:
+        cflags.append("-DGOBLOCK_SYSCALLS")
+    if opts.sched:
+        cflags.append("-DGOBLOCK_SCHED")
+    if opts.tcp:
+        cflags.append("-DGOBLOCK_TCP")
+        if not _headers_define("rstreason.h"):
+            cflags.append("-DGOBLOCK_DECLARE_SK_RST_REASON")
+    return text, cflags
+
+
+def _headers_define(header: str) -> bool:
+    """Whether the kernel headers BCC compiles against have include/net/<header>."""
+    kdir = Path("/lib/modules") / os.uname().release
+    return any((kdir / d / "include" / "net" / header).exists() for d in ("build", "source"))
+
+
+class Program:
+    """The loaded module: map access for the receiver, detach on close."""
+
+    def __init__(self, opts: ProgramOptions) -> None:
+        self.opts = opts
+        bcc = import_bcc()
+        text, cflags = source_text(opts)
+        self.bpf = bcc.BPF(text=text, cflags=cflags)
+        self._closed = False
+
+    def table(self, name: str) -> Any:
+        return self.bpf[name]
+
+    def set_config(self, idx: int, value: int) -> None:
+        t = self.bpf["config"]
+        t[ctypes.c_int(idx)] = ctypes.c_uint64(value)
+
+    def add_target(self, pid: int, goid_off: int) -> None:
+        t = self.bpf["targets"]
+        leaf = t.Leaf()
+        leaf.goid_off = goid_off
+        leaf.flags = 0
+        t[t.Key(pid)] = leaf
+
+    def remove_target(self, pid: int) -> None:
+        t = self.bpf["targets"]
+        try:
+            del t[t.Key(pid)]
+        except KeyError:
+            pass
+
+    def target_pids(self) -> set[int]:
+        return {k.value for k in self.bpf["targets"].keys()}
+
+    def lost_counts(self) -> dict[str, int]:
+        t = self.bpf["lost"]
+        out = {}
+        for idx, name in LOST_NAMES.items():
+            out[name] = int(sum(t[ctypes.c_int(idx)]))
+        return out
+
+    def poll(self, timeout_ms: int) -> None:
+        self.bpf.ring_buffer_poll(timeout_ms)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.bpf.cleanup()
