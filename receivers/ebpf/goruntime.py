@@ -141,7 +141,7 @@ def plan_for(path: str) -> GoProbePlan:
     degraded: list[str] = []
     goid = dwarf.offset("runtime.g", "goid") if dwarf.available else None
     if goid is None:
-        vt = info.version_tuple()
+        vt = info.version_tuple
         goid = GOID_OFFSET_BY_MINOR.get(vt[1]) if vt else None
         if goid is None:
             raise GoBinaryError(
