@@ -60,13 +60,12 @@ class HTTPServer:
     async def start(self) -> None:
         cfg = self._cfg
         ssl_ctx = ssl_context(cfg.tls) if cfg.tls is not None and cfg.tls.cert_file else None
-        server = web.Server(self._handle)
+        # aiohttp would inflate gzip itself, without our size cap: keep the raw stream
+        server = web.Server(self._handle, auto_decompress=False)
         runner = web.ServerRunner(server, shutdown_timeout=5.0)
         await runner.setup()
         host, _, port = cfg.endpoint.rpartition(":")
-        site = web.TCPSite(
-            runner, host.strip("[]"), int(port), ssl_context=ssl_ctx, shutdown_timeout=5.0
-        )
+        site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_ctx)
         try:
             await site.start()
         except OSError as e:
