@@ -1,0 +1,230 @@
+"""Struct field offsets from a Go binary's DWARF, indexing only the types asked for.
+
+Probes read Go structs out of process memory (g.goid, recordingSpan.spanContext,
+GoAwayFrame.ErrCode): their offsets move between Go and library releases, so
+they are read from the binary's own DWARF. Walking every DIE of a large binary
+with pyelftools takes tens of seconds; instead the (decompressed) .debug_info
+is searched for the type's name string and only that DIE and its members are
+parsed. Go writes DIE names as inline strings (DW_FORM_string) right after the
+abbreviation code, so a match at byte p is a DIE starting at p-1; every
+candidate is confirmed by parsing it. If the fast path finds nothing (another
+producer, a multi-byte abbreviation code) one full walk builds an index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .elfimage import ElfImage, GoBinaryError, guard
+
+__all__ = ["DwarfTypes", "Field", "StructLayout"]
+
+_TYPE_TAGS = {
+    "DW_TAG_structure_type",
+    "DW_TAG_typedef",
+    "DW_TAG_base_type",
+    "DW_TAG_pointer_type",
+    "DW_TAG_array_type",
+    "DW_TAG_subroutine_type",
+    "DW_TAG_interface_type",
+    "DW_TAG_unspecified_type",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One struct member: byte offset from the struct start, size, Go type name."""
+
+    name: str
+    offset: int
+    size: int | None
+    type_name: str
+
+
+@dataclass(frozen=True)
+class StructLayout:
+    """A struct type's size and members, in declaration order."""
+
+    name: str
+    size: int
+    fields: tuple[Field, ...]
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise GoBinaryError(f"struct {self.name} has no field {name!r}")
+
+    def has(self, name: str) -> bool:
+        return any(f.name == name for f in self.fields)
+
+
+def _name(die: Any) -> str | None:
+    a = die.attributes.get("DW_AT_name")
+    if a is None:
+        return None
+    v = a.value
+    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def _member_offset(die: Any) -> int:
+    a = die.attributes.get("DW_AT_data_member_location")
+    if a is None:
+        return 0
+    if isinstance(a.value, int):
+        return a.value
+    # A location expression: Go only ever writes DW_OP_plus_uconst <n>.
+    expr = list(a.value)
+    if expr and expr[0] == 0x23:  # DW_OP_plus_uconst, ULEB128 operand
+        value, shift = 0, 0
+        for b in expr[1:]:
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return value
+    raise GoBinaryError(f"unsupported member location {a.value!r}")
+
+
+class DwarfTypes:
+    """Lazy, cached lookup of Go struct layouts in one binary's DWARF."""
+
+    def __init__(self, image: ElfImage) -> None:
+        self.path = image.path
+        self._ptr_size = image.ptr_size
+        self._dwarf: Any = None
+        self._info = b""
+        self._structs: dict[str, StructLayout | None] = {}
+        self._full_index: dict[str, int] | None = None
+        with guard(f"{image.path}: loading DWARF"):
+            if ".debug_info" in image.sections and image.elf.has_dwarf_info():
+                self._dwarf = image.elf.get_dwarf_info()
+                self._info = self._dwarf.debug_info_sec.stream.getvalue()
+
+    @property
+    def available(self) -> bool:
+        """False for stripped (`-w`) binaries: every lookup then returns None."""
+        return self._dwarf is not None and bool(self._info)
+
+    # -- public lookups ----------------------------------------------------
+
+    def struct(self, name: str) -> StructLayout | None:
+        """Layout of the struct type with this Go name (e.g. 'runtime.g'), None if absent."""
+        if name in self._structs:
+            return self._structs[name]
+        layout = None
+        if self.available:
+            with guard(f"{self.path}: reading DWARF type {name}"):
+                die = self._type_die(name)
+                die = self._strip_typedefs(die) if die is not None else None
+                if die is not None and die.tag == "DW_TAG_structure_type":
+                    layout = self._layout(name, die)
+        self._structs[name] = layout
+        return layout
+
+    def offset(self, type_name: str, field_path: str) -> int | None:
+        """Byte offset of a (dotted) field path inside a struct, None if unknown.
+
+        'spanContext.traceID' in 'go.opentelemetry.io/otel/sdk/trace.recordingSpan'
+        adds the offsets through the embedded struct values; a path cannot go
+        through a pointer (that needs a memory read, not an offset).
+        """
+        total = 0
+        current = type_name
+        parts = field_path.split(".")
+        for i, part in enumerate(parts):
+            layout = self.struct(current)
+            if layout is None:
+                return None
+            if not layout.has(part):
+                return None
+            f = layout.field(part)
+            total += f.offset
+            if i + 1 < len(parts):
+                if f.type_name.startswith("*"):
+                    raise GoBinaryError(
+                        f"{type_name}.{field_path}: {part} is a pointer ({f.type_name}); "
+                        "offsets cannot follow it"
+                    )
+                current = f.type_name
+        return total
+
+    def offsets(self, type_name: str, *field_paths: str) -> dict[str, int | None]:
+        """Several offsets of one type at once."""
+        return {p: self.offset(type_name, p) for p in field_paths}
+
+    # -- internals ---------------------------------------------------------
+
+    def _type_die(self, name: str) -> Any:
+        needle = name.encode() + b"\x00"
+        info = self._info
+        pos = info.find(needle)
+        candidates = []
+        while pos >= 0:
+            if pos >= 1 and 0 < info[pos - 1] < 0x80:
+                candidates.append(pos - 1)
+            pos = info.find(needle, pos + 1)
+        for off in candidates:
+            die = self._die_at(off)
+            if die is not None and die.tag in _TYPE_TAGS and _name(die) == name:
+                if die.tag == "DW_TAG_structure_type" or len(candidates) == 1:
+                    return die
+        for off in candidates:
+            die = self._die_at(off)
+            if die is not None and die.tag in _TYPE_TAGS and _name(die) == name:
+                return die
+        return self._slow_lookup(name)
+
+    def _die_at(self, off: int) -> Any:
+        try:
+            return self._dwarf.get_DIE_from_refaddr(off)
+        except Exception:
+            return None  # not a DIE boundary: a name string that only looks like one
+
+    def _slow_lookup(self, name: str) -> Any:
+        """Index every named type DIE once; only used when the fast path misses."""
+        if self._full_index is None:
+            idx: dict[str, int] = {}
+            for cu in self._dwarf.iter_CUs():
+                for die in cu.get_top_DIE().iter_children():
+                    if die.tag in _TYPE_TAGS:
+                        n = _name(die)
+                        if n is not None:
+                            prev = idx.get(n)
+                            if prev is None or die.tag == "DW_TAG_structure_type":
+                                idx[n] = die.offset
+            self._full_index = idx
+        off = self._full_index.get(name)
+        return self._dwarf.get_DIE_from_refaddr(off) if off is not None else None
+
+    @staticmethod
+    def _strip_typedefs(die: Any) -> Any:
+        for _ in range(16):
+            if die.tag != "DW_TAG_typedef" or "DW_AT_type" not in die.attributes:
+                return die
+            die = die.get_DIE_from_attribute("DW_AT_type")
+        return die
+
+    def _type_name_size(self, die: Any) -> tuple[str, int | None]:
+        if "DW_AT_type" not in die.attributes:
+            return "", None
+        t = die.get_DIE_from_attribute("DW_AT_type")
+        tname = _name(t) or ""
+        size_attr = t.attributes.get("DW_AT_byte_size")
+        if size_attr is None:
+            base = self._strip_typedefs(t)
+            if base.tag == "DW_TAG_pointer_type":
+                return tname, self._ptr_size  # Go writes no byte size on pointer types
+            size_attr = base.attributes.get("DW_AT_byte_size")
+        return tname, size_attr.value if size_attr is not None else None
+
+    def _layout(self, name: str, die: Any) -> StructLayout:
+        size_attr = die.attributes.get("DW_AT_byte_size")
+        fields = []
+        if die.has_children:
+            for child in die.iter_children():
+                if child.tag != "DW_TAG_member":
+                    continue
+                tname, tsize = self._type_name_size(child)
+                fields.append(Field(_name(child) or "", _member_offset(child), tsize, tname))
+        return StructLayout(name, size_attr.value if size_attr is not None else 0, tuple(fields))

@@ -1,0 +1,114 @@
+"""Go runtime struct offsets the probes read, from DWARF or a per-release table.
+
+The g/m probes need five offsets: g.goid, g.atomicstatus, g.waitreason, g.m and
+m.procid. DWARF is the truth (it is what proves a new release like 1.27); the
+table is only for stripped (`-s -w`) binaries. A stripped binary also loses
+every non-runtime layout (OTel SDK span markers, grpc-go frames), which
+:func:`runtime_layout` reports so the receiver can log one clear line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .binary import GoBinary
+
+__all__ = ["RUNTIME_OFFSETS", "RuntimeLayout", "runtime_layout", "table_offsets"]
+
+# (minor) -> offsets, identical on amd64 and arm64 (no arch-dependent field
+# precedes them). 1.23 added g.syscallbp (+8 from atomicstatus on); 1.25 removed
+# gobuf.ret (-8 in g after sched, and in m after morebuf, hence m.procid 72->64).
+# 1.26 and 1.27 were checked against DWARF of binaries built here.
+_G121 = {"g.goid": 152, "g.atomicstatus": 144, "g.waitreason": 176, "g.m": 48, "m.procid": 72}
+_G123 = {"g.goid": 160, "g.atomicstatus": 152, "g.waitreason": 184, "g.m": 48, "m.procid": 72}
+_G125 = {"g.goid": 152, "g.atomicstatus": 144, "g.waitreason": 176, "g.m": 48, "m.procid": 64}
+RUNTIME_OFFSETS: dict[tuple[int, int], dict[str, int]] = {
+    (1, 21): _G121,
+    (1, 22): _G121,
+    (1, 23): _G123,
+    (1, 24): _G123,
+    (1, 25): _G125,
+    (1, 26): _G125,
+    (1, 27): _G125,
+}
+TABLE_ARCHES = frozenset({"amd64", "arm64"})
+FIELDS = ("g.goid", "g.atomicstatus", "g.waitreason", "g.m", "m.procid")
+
+# What needs DWARF beyond the runtime, and the probe family that loses it.
+DWARF_ONLY = (
+    ("go.opentelemetry.io/otel/sdk/trace.recordingSpan", "span markers (OTel SDK span ids)"),
+    ("golang.org/x/net/http2.GoAwayFrame", "gRPC GOAWAY code and debug data"),
+)
+
+
+@dataclass(frozen=True)
+class RuntimeLayout:
+    """Offsets for the runtime probes, where they came from and what is missing.
+
+    source: 'dwarf', 'table' or 'none' (no offsets: runtime probes impossible).
+    lost: human phrases for what the receiver cannot do with this binary.
+    """
+
+    go_version: str
+    arch: str
+    offsets: dict[str, int]
+    source: str
+    lost: tuple[str, ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return all(f in self.offsets for f in FIELDS)
+
+    def __getitem__(self, name: str) -> int:
+        return self.offsets[name]
+
+    def log_line(self, path: str) -> str:
+        """One line for the receiver's log, saying what works and what is lost."""
+        where = {"dwarf": "DWARF", "table": "built-in table", "none": "nowhere"}[self.source]
+        line = f"{path}: {self.go_version} {self.arch}: runtime offsets from {where}"
+        if self.lost:
+            line += "; lost: " + "; ".join(self.lost)
+        return line
+
+
+def table_offsets(version: tuple[int, int, int] | None, arch: str) -> dict[str, int] | None:
+    """The built-in offsets for a release and GOARCH, None when not covered."""
+    if version is None or arch not in TABLE_ARCHES:
+        return None
+    t = RUNTIME_OFFSETS.get(version[:2])
+    return dict(t) if t is not None else None
+
+
+def runtime_layout(binary: GoBinary) -> RuntimeLayout:
+    """Prefer DWARF, fall back to the table; list what a missing DWARF costs."""
+    version = binary.buildinfo.go_version
+    arch = binary.arch
+    lost: list[str] = []
+    offsets: dict[str, int] = {}
+    source = "none"
+    dw = binary.dwarf
+    if dw.available:
+        g = dw.offsets("runtime.g", "goid", "atomicstatus", "waitreason", "m")
+        m = dw.offsets("runtime.m", "procid")
+        found = {f"g.{k}": v for k, v in g.items() if v is not None}
+        found.update({f"m.{k}": v for k, v in m.items() if v is not None})
+        if all(f in found for f in FIELDS):
+            offsets, source = found, "dwarf"
+    if source == "none":
+        table = table_offsets(binary.buildinfo.version_tuple, arch)
+        if table is not None:
+            offsets, source = table, "table"
+        else:
+            lost.append(
+                f"runtime probes (no DWARF and no built-in offsets for {version} {arch})"
+            )
+    if not dw.available:
+        lost.extend(f"{what} (needs DWARF)" for _t, what in DWARF_ONLY)
+    wr = binary.wait_reasons
+    if wr.source == "table":
+        lost.append("wait-reason names come from the built-in table, not the binary")
+    elif wr.source == "none":
+        lost.append("wait-reason names (numbers only)")
+    return RuntimeLayout(version, arch, offsets, source, tuple(lost))
