@@ -184,7 +184,7 @@ def read_buildinfo(image: ElfImage) -> BuildInfo:
             modinfo = modinfo[_SENTINEL_LEN:-_SENTINEL_LEN]
         vers = version.decode("utf-8", errors="replace")
         if not vers.startswith(("go", "devel")):
-            raise GoBinaryError(f"{image.path}: build info version {vers[:40]!r} is not a Go version")
+            raise GoBinaryError(f"{image.path}: build info version {vers[:40]!r} is not Go's")
         path, main, deps, settings = parse_modinfo(modinfo.decode("utf-8", errors="replace"))
         return BuildInfo(vers, path, main, deps, settings)
 

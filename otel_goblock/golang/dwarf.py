@@ -164,16 +164,11 @@ class DwarfTypes:
             if pos >= 1 and 0 < info[pos - 1] < 0x80:
                 candidates.append(pos - 1)
             pos = info.find(needle, pos + 1)
-        for off in candidates:
-            die = self._die_at(off)
-            if die is not None and die.tag in _TYPE_TAGS and _name(die) == name:
-                if die.tag == "DW_TAG_structure_type" or len(candidates) == 1:
-                    return die
-        for off in candidates:
-            die = self._die_at(off)
-            if die is not None and die.tag in _TYPE_TAGS and _name(die) == name:
-                return die
-        return self._slow_lookup(name)
+        found = [d for d in map(self._die_at, candidates) if d is not None]
+        found = [d for d in found if d.tag in _TYPE_TAGS and _name(d) == name]
+        # A struct's name also appears on its typedefs/pointers' DIEs: prefer the struct.
+        found.sort(key=lambda d: d.tag != "DW_TAG_structure_type")
+        return found[0] if found else self._slow_lookup(name)
 
     def _die_at(self, off: int) -> Any:
         try:

@@ -162,7 +162,8 @@ class ElfImage:
         if off + size > len(self.data):
             raise GoBinaryError(f"{self.path}: read of {size} bytes at {vaddr:#x} past end of file")
         for seg in self.segments:
-            if seg.vaddr <= vaddr < seg.vaddr + seg.filesz and vaddr + size > seg.vaddr + seg.filesz:
+            seg_end = seg.vaddr + seg.filesz
+            if seg.vaddr <= vaddr < seg_end and vaddr + size > seg_end:
                 raise GoBinaryError(f"{self.path}: read at {vaddr:#x} crosses a segment end")
         return self.data[off : off + size]
 

@@ -101,9 +101,7 @@ def runtime_layout(binary: GoBinary) -> RuntimeLayout:
         if table is not None:
             offsets, source = table, "table"
         else:
-            lost.append(
-                f"runtime probes (no DWARF and no built-in offsets for {version} {arch})"
-            )
+            lost.append(f"runtime probes (no DWARF and no built-in offsets for {version} {arch})")
     if not dw.available:
         lost.extend(f"{what} (needs DWARF)" for _t, what in DWARF_ONLY)
     wr = binary.wait_reasons

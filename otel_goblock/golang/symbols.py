@@ -93,7 +93,8 @@ def _find_pclntab(image: ElfImage) -> tuple[bytes, int]:
             pat = magic.to_bytes(4, "little" if image.little_endian else "big") + b"\x00\x00"
             pos = raw.find(pat)
             while pos >= 0:
-                if raw[pos + 6 : pos + 7] in (b"\x01", b"\x02", b"\x04") and raw[pos + 7] == image.ptr_size:
+                quantum_ok = raw[pos + 6 : pos + 7] in (b"\x01", b"\x02", b"\x04")
+                if quantum_ok and raw[pos + 7 : pos + 8] == bytes([image.ptr_size]):
                     return raw[pos:], image.sections[name].addr + pos
                 pos = raw.find(pat, pos + 1)
     raise GoBinaryError(f"{image.path}: no .gopclntab (not a Go binary?)")
@@ -154,7 +155,7 @@ def read_pclntab(image: ElfImage) -> list[Function]:
         (magic,) = image.unpack("I", tab)
         if magic in _OLD_MAGICS:
             raise GoBinaryError(
-                f"{image.path}: pclntab of Go {_OLD_MAGICS[magic]} is not supported (Go >= 1.18 only)"
+                f"{image.path}: pclntab of Go {_OLD_MAGICS[magic]} is not supported (needs 1.18+)"
             )
         if magic not in (PCLNTAB_MAGIC_118, PCLNTAB_MAGIC_120):
             raise GoBinaryError(f"{image.path}: unknown pclntab magic {magic:#x}")

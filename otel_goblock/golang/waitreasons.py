@@ -203,7 +203,7 @@ def _read_array(image: ElfImage, addr: int, count: int) -> dict[int, str]:
         if not s.isprintable():
             raise GoBinaryError(f"{image.path}: waitReasonStrings[{i}] is not text")
         out[i] = s
-    if out.get(0, None) != "":
+    if out.get(0) != "":
         raise GoBinaryError(f"{image.path}: waitReasonStrings[0] is not empty")
     return out
 
