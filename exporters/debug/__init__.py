@@ -1,0 +1,1 @@
+"""Exporter debug: what reaches it, printed to stderr."""

@@ -1,0 +1,1 @@
+"""Exporter file: OTLP/JSON lines (or length-prefixed protobuf), rotated by size."""
