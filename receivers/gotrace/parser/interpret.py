@@ -105,10 +105,13 @@ class Interpreter:
     def feed(self, ev: RawEvent) -> None:
         ts, m, typ, args = ev
         self.counts[typ] += 1
-        if self.first_ns is None:
+        # As Go's reader does: times strictly increase in the merged order, so ties and
+        # the rare cross-CPU inversion become +1 ns steps (and match Go's times exactly).
+        if ts <= self.last_ns:
+            ts = self.last_ns + 1
+        elif self.first_ns is None:
             self.first_ns = ts
-        if ts > self.last_ns:
-            self.last_ns = ts
+        self.last_ns = ts
         h = self._handlers[typ]
         if h is not None:
             h(ts, m, args)
