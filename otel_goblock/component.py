@@ -101,7 +101,7 @@ class Factory:
         return self.config_class()
 
 
-# module paths holding FACTORY; a component folder that is not listed here does not exist
+# modules holding FACTORY (and FACTORY_<variant>); a component not listed here does not exist
 _FACTORY_MODULES = [
     "otel_goblock.receivers.otlp.factory",
     "otel_goblock.receivers.ebpf.factory",
@@ -139,10 +139,14 @@ class Registry:
 
 
 def default_registry() -> Registry:
-    factories = []
+    factories: list[Factory] = []
     for mod in _FACTORY_MODULES:
         try:
-            factories.append(importlib.import_module(mod).FACTORY)
+            module = importlib.import_module(mod)
+            # a folder may hold several variants (otlp_grpc and otlp_http): FACTORY, FACTORY_*
+            factories.extend(
+                v for k, v in vars(module).items() if k == "FACTORY" or k.startswith("FACTORY_")
+            )
         except ModuleNotFoundError as e:
             # a component still being built: absent, not broken
             if e.name and mod.startswith(e.name):

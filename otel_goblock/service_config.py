@@ -110,6 +110,7 @@ def build_config(raw: RawConfig, registry: Registry) -> ServiceConfig:
     """Decode and cross-check everything; raise ConfigError listing every problem."""
     problems: list[str] = []
     specs: dict[str, dict[str, ComponentSpec]] = {}
+    broken: set[tuple[str, str]] = set()  # configured but undecodable: already reported
     for kind in ("receiver", "processor", "exporter", "extension"):
         section = _kind_section(kind)
         table: dict[str, ComponentSpec] = {}
@@ -119,9 +120,11 @@ def build_config(raw: RawConfig, registry: Registry) -> ServiceConfig:
                 cid = ComponentID.parse(str(key))
             except ValueError as e:
                 problems.append(f"{path}: {e}")
+                broken.add((section, str(key)))
                 continue
             factory = registry.get(kind, cid.type)
             if factory is None:
+                broken.add((section, str(key)))
                 known = ", ".join(registry.types(kind)) or "none"
                 problems.append(f"{path}: unknown {kind} type {cid.type!r} (known: {known})")
                 continue
@@ -140,6 +143,8 @@ def build_config(raw: RawConfig, registry: Registry) -> ServiceConfig:
             for ref in getattr(pipe, key):
                 spec = specs[key].get(ref)
                 path = f"service.pipelines.{pid}.{key}"
+                if spec is None and (key, ref) in broken:
+                    continue
                 if spec is None:
                     problems.append(
                         f"{path}: {kind} {ref!r} is not configured (add it under `{key}:`)"
