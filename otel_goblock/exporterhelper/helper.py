@@ -24,6 +24,7 @@ enqueue_failed (+ items still queued while running).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,8 @@ from otel_goblock.exporterhelper.backoff import ExponentialBackoff
 from otel_goblock.exporterhelper.config import QueueConfig, RetryConfig, TimeoutConfig
 from otel_goblock.exporterhelper.errors import ExportFailure
 from otel_goblock.pdata import Metrics, Traces
+
+_FULL_LOG_EVERY_S = 5.0
 
 # send(data, timeout_s) -> number of items the receiving end rejected (partial success)
 SendFunc = Callable[[Any, float], Awaitable[int]]
@@ -53,6 +56,8 @@ class _Signal:
     sent: Any = None
     failed: Any = None
     enqueue_failed: Any = None
+    refused_since_log: int = 0
+    last_full_log: float = float("-inf")
 
 
 def _spans(data: Traces) -> int:
@@ -223,13 +228,24 @@ class ExporterHelper:
             sig.queue.put_nowait(data)
         except asyncio.QueueFull:
             sig.enqueue_failed.add(n, self._attrs)
-            self._log.warning(
-                "sending queue is full: dropping %d %s",
-                n,
-                sig.unit.replace("_", " "),
-                extra={"dropped_items": n, "data_type": signal},
-            )
+            self._warn_full(sig, n)
             raise RetryableError("sending queue is full") from None
+
+    def _warn_full(self, sig: _Signal, n: int) -> None:
+        """At most one warning per `_FULL_LOG_EVERY_S` under overload, with the count since
+        the last one: a refusal per request must not become a log line per request."""
+        sig.refused_since_log += n
+        now = time.monotonic()
+        if now - sig.last_full_log < _FULL_LOG_EVERY_S:
+            return
+        self._log.warning(
+            "sending queue is full: %d %s refused since the last report",
+            sig.refused_since_log,
+            sig.unit.replace("_", " "),
+            extra={"dropped_items": sig.refused_since_log, "data_type": sig.name},
+        )
+        sig.refused_since_log = 0
+        sig.last_full_log = now
 
     async def _send_now(self, sig: _Signal, data: Any, n: int) -> None:
         """Queue disabled: the caller waits and learns the outcome."""
