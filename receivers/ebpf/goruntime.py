@@ -1,9 +1,10 @@
 """Go runtime uprobes: where to attach them in one binary, and turning their records
 into Events (DESIGN §5; the BPF side is bpf/goruntime.bpf.c).
 
-A `GoProbePlan` is computed once per binary (cached by path, size, mtime): function
-entries, RET addresses for function exits (never uretprobes on Go), struct offsets from
-DWARF, and the binary's own wait-reason and stop-the-world-reason tables. Attaching is
+A `GoProbePlan` is computed once per binary (otel_goblock.golang does the reading):
+function entries, RET addresses for function exits (never uretprobes on Go), struct
+offsets from DWARF or the version table, and the binary's wait-reason and
+stop-the-world-reason tables. Attaching is
 per pid, so probes only fire in target processes.
 """
 
@@ -12,15 +13,11 @@ from __future__ import annotations
 import contextlib
 import ctypes as ct
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import capstone
-
-from otel_goblock.golang.dwarf import DwarfTypes
-from otel_goblock.golang.elfimage import ElfImage, GoBinaryError
-from otel_goblock.golang.symbols import SymbolTable
+from otel_goblock.golang.binary import GoBinary, open_go_binary
+from otel_goblock.golang.elfimage import GoBinaryError
 
 log = logging.getLogger("otel_goblock.receiver.ebpf.goruntime")
 
@@ -49,8 +46,7 @@ FAMILIES: dict[str, list[tuple[str, str, str]]] = {
 }
 
 GO_PARK, GO_STW, GO_ASSIST, GO_LINEAGE, GO_SPAN_END, GO_GC_START = 1, 2, 3, 4, 5, 6
-# fallback offsets of runtime.g.goid by Go minor version (DESIGN §5), for stripped binaries
-GOID_OFFSET_BY_MINOR = {21: 152, 22: 152, 23: 160, 24: 160, 25: 152, 26: 152}
+_PLANS: dict[int, tuple[GoBinary, GoProbePlan]] = {}  # by GoBinary (itself cached per file)
 
 
 class GoEvent(ct.Structure):
@@ -97,81 +93,58 @@ class GoProbePlan:
         return out
 
 
-def _ret_addrs(image: ElfImage, entry: int, end: int) -> list[int]:
-    """Addresses of RET instructions in [entry, end), by linear disassembly."""
-    code = image.read(entry, end - entry)
-    if image.arch == "arm64":
-        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
-        return [i.address for i in md.disasm(code, entry) if i.mnemonic == "ret"]
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    md.skipdata = True
-    return [i.address for i in md.disasm(code, entry) if i.mnemonic == "ret"]
-
-
-def _string_table(image: ElfImage, syms: SymbolTable, name: str) -> dict[int, str]:
-    """A Go `[N]string` table such as runtime.waitReasonStrings, read from the binary."""
-    sym = syms.data_symbol(name)
+def _string_table(binary: GoBinary, name: str) -> dict[int, str]:
+    """A Go `[N]string` table such as runtime.stwReasonStrings, read from the binary."""
+    sym = binary.symbols.data_symbol(name)
     if sym is None or sym.size == 0:
         return {}
     out = {}
-    step = 2 * image.ptr_size
+    step = 2 * binary.image.ptr_size
     for i in range(sym.size // step):
         try:
-            out[i] = image.read_go_string(sym.addr + i * step)
+            out[i] = binary.image.read_go_string(sym.addr + i * step)
         except GoBinaryError:
             break
     return out
 
 
-_PLANS: dict[tuple[str, int, float], GoProbePlan] = {}
-
-
 def plan_for(path: str) -> GoProbePlan:
     """Probe plan for one Go binary; raises GoBinaryError naming what is missing."""
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime)
-    if key in _PLANS:
-        return _PLANS[key]
-    image = ElfImage.open(path)
-    from otel_goblock.golang.buildinfo import read_buildinfo
-
-    info = read_buildinfo(image)
-    syms = SymbolTable(image)
-    dwarf = DwarfTypes(image)
-    degraded: list[str] = []
-    goid = dwarf.offset("runtime.g", "goid") if dwarf.available else None
-    if goid is None:
-        vt = info.version_tuple
-        goid = GOID_OFFSET_BY_MINOR.get(vt[1]) if vt else None
-        if goid is None:
-            raise GoBinaryError(
-                f"{path}: no DWARF and Go {info.go_version} is not in the offset table: "
-                "rebuild without -ldflags=-w to observe its goroutines"
-            )
-        degraded.append(f"runtime offsets from the Go {info.go_version} table (no DWARF)")
+    binary = open_go_binary(path)
+    cached = _PLANS.get(id(binary))
+    if cached is not None and cached[0] is binary:
+        return cached[1]
+    layout = binary.runtime_layout
+    if not layout.usable:
+        raise GoBinaryError(
+            f"{path}: {layout.log_line(path)}: rebuild without -ldflags=-w to observe it"
+        )
+    degraded = [layout.log_line(path)] if layout.source != "dwarf" or layout.lost else []
     span_ctx = 0
-    if syms.function(SPAN_END) is not None:
-        off = dwarf.offset(RECORDING_SPAN, "spanContext") if dwarf.available else None
-        if off is None:
+    if binary.symbols.function(SPAN_END) is not None:
+        span_ctx = binary.field_offset(RECORDING_SPAN, "spanContext") or 0
+        if not span_ctx:
             degraded.append("span markers off: they need the OTel SDK's DWARF (binary stripped)")
-        else:
-            span_ctx = off
-    plan = GoProbePlan(path, info.go_version, image.arch, goid, span_ctx, degraded=degraded)
+    plan = GoProbePlan(
+        path,
+        binary.buildinfo.go_version,
+        binary.arch,
+        layout["g.goid"],
+        span_ctx,
+        degraded=degraded,
+    )
     for funcs in FAMILIES.values():
         for func, _prog, at in funcs:
-            f = syms.function(func)
-            if f is None:
+            if binary.symbols.function(func) is None:
                 continue
-            plan.entries[func] = f.entry
+            plan.entries[func] = binary.entry_probe(func).vaddr
             if at == "ret":
-                plan.rets[func] = _ret_addrs(image, f.entry, f.end)
+                plan.rets[func] = [p.vaddr for p in binary.ret_probes(func)]
     if not span_ctx:
         plan.entries.pop(SPAN_END, None)
-    plan.wait_reasons = _string_table(image, syms, "runtime.waitReasonStrings")
-    plan.stw_reasons = _string_table(image, syms, "runtime.stwReasonStrings")
-    if not plan.wait_reasons:
-        degraded.append("wait reasons shown as numbers (runtime.waitReasonStrings not found)")
-    _PLANS[key] = plan
+    plan.wait_reasons = dict(binary.wait_reasons.names)
+    plan.stw_reasons = _string_table(binary, "runtime.stwReasonStrings")
+    _PLANS[id(binary)] = (binary, plan)
     return plan
 
 
