@@ -31,3 +31,11 @@ def scenario_trace(
     except subprocess.CalledProcessError as e:  # e.g. go1.27.3 not downloadable here
         pytest.fail(f"building/running the scenarios with {toolchain} failed: {e}")
     return ScenarioTrace(toolchain, dest, before, time.time_ns())
+
+
+@pytest.fixture(scope="session")
+def multigen_trace(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A Go 1.26 trace spanning 3 generations (the scenarios plus 2.3 s of 10 ms ticks)."""
+    dest = tmp_path_factory.mktemp("trace-multigen") / "multigen.trace"
+    write_trace("local", dest, "0", "2300")
+    return dest.read_bytes()

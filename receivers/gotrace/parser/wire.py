@@ -104,8 +104,11 @@ class BatchReader:
         m = _HEADER_RE.fullmatch(head)
         if m is None:
             lead = re.match(rb"go 1\.(\d+) trace", head)
-            if lead is not None:  # a Go trace, but a layout we do not know (e.g. go 1.100)
-                raise UnsupportedTraceVersion(f"go 1.{int(lead.group(1))}", SUPPORTED_VERSIONS)
+            if lead is not None:
+                minor = int(lead.group(1))
+                if minor not in VERSION_LAST_EVENT:  # a Go trace of a layout we do not know
+                    raise UnsupportedTraceVersion(f"go 1.{minor}", SUPPORTED_VERSIONS)
+                raise TraceParseError(f"truncated or malformed go 1.{minor} header", offset=0)
             raise TraceParseError("bad file format: not a Go execution trace (no header)", offset=0)
         minor = int(m.group(1))
         if minor not in VERSION_LAST_EVENT:
