@@ -3,8 +3,9 @@
 Every rule about what a user may write lives here (collector `config.go`). The one subtle
 rule is how a protocol is switched on: as in the collector, naming a protocol enables it,
 even with no settings (`protocols: {grpc: }` is gRPC with defaults), and a protocol left
-out of a `protocols` mapping is off. The decoder hands `None` both for "absent" and for
-"written with no value", so absence is marked with a sentinel default instead.
+out of a `protocols` mapping is off. The protocol fields are typed as plain dataclasses
+(not `X | None`) so that the decoder turns `grpc:` with no value into the defaults, and
+absence is marked with a sentinel default that `__post_init__` turns into None (off).
 """
 
 from __future__ import annotations
@@ -111,14 +112,17 @@ class HTTPConfig:
 
 @dataclass
 class Protocols:
-    """Which servers run. A protocol named with no value gets its defaults."""
+    """Which servers run: None is off. A protocol named with no value gets its defaults."""
 
-    grpc: GRPCConfig | None = ABSENT
-    http: HTTPConfig | None = ABSENT
+    # typed without `| None` on purpose: the decoder then reads `grpc:` (null) as {}
+    grpc: GRPCConfig = ABSENT
+    http: HTTPConfig = ABSENT
 
     def __post_init__(self) -> None:
-        self.grpc = _enabled(self.grpc, GRPCConfig)
-        self.http = _enabled(self.http, HTTPConfig)
+        if self.grpc is ABSENT:
+            self.grpc = None
+        if self.http is ABSENT:
+            self.http = None
 
     @classmethod
     def all_defaults(cls) -> Protocols:
@@ -130,14 +134,6 @@ class Protocols:
                 ": must specify at least one protocol (grpc or http) when using the otlp receiver"
             ]
         return []
-
-
-def _enabled(value: Any, cls: type) -> Any:
-    if value is ABSENT:
-        return None
-    if value is None:
-        return cls()
-    return value
 
 
 @dataclass

@@ -1,0 +1,325 @@
+"""OTLP/JSON codec: the spec's own example, its spelling rules, and a property test that
+decode → encode → decode is stable for any request."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+    KeyValueList,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    Exemplar,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from otel_goblock.receivers.otlp import otlpjson
+
+# The example of the OTLP repository (examples/trace.json), ids in upper-case hex.
+SPEC_EXAMPLE = b"""{
+  "resourceSpans": [{
+    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "my.service"}}]},
+    "scopeSpans": [{
+      "scope": {"name": "my.library", "version": "1.0.0",
+                "attributes": [{"key": "my.scope.attribute",
+                                "value": {"stringValue": "some scope attribute"}}]},
+      "spans": [{
+        "traceId": "5B8EFFF798038103D269B633813FC60C",
+        "spanId": "EEE19B7EC3C1B174",
+        "parentSpanId": "EEE19B7EC3C1B173",
+        "name": "I'm a server span",
+        "startTimeUnixNano": "1544712660000000000",
+        "endTimeUnixNano": "1544712661000000000",
+        "kind": 2,
+        "attributes": [{"key": "my.span.attr", "value": {"stringValue": "some value"}}]
+      }]
+    }]
+  }]
+}"""
+
+
+def test_spec_example_decodes_with_hex_ids() -> None:
+    req = otlpjson.decode_traces(SPEC_EXAMPLE)
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == bytes.fromhex("5b8efff798038103d269b633813fc60c")
+    assert span.span_id == bytes.fromhex("eee19b7ec3c1b174")
+    assert span.parent_span_id == bytes.fromhex("eee19b7ec3c1b173")
+    assert span.kind == Span.SPAN_KIND_SERVER
+    assert span.start_time_unix_nano == 1544712660000000000
+    assert req.resource_spans[0].scope_spans[0].scope.version == "1.0.0"
+
+
+def test_encode_writes_lower_hex_ids_camel_case_and_integer_enums() -> None:
+    obj = orjson.loads(otlpjson.encode_traces(otlpjson.decode_traces(SPEC_EXAMPLE)))
+    span = obj["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert span["traceId"] == "5b8efff798038103d269b633813fc60c"
+    assert span["spanId"] == "eee19b7ec3c1b174"
+    assert span["parentSpanId"] == "eee19b7ec3c1b173"
+    assert span["kind"] == 2
+    assert span["startTimeUnixNano"] == "1544712660000000000"
+
+
+def test_decode_accepts_enum_names_numbers_proto_names_and_ignores_unknown_fields() -> None:
+    body = orjson.dumps(
+        {
+            "resource_spans": [
+                {
+                    "scope_spans": [
+                        {
+                            "spans": [
+                                {
+                                    "trace_id": "0102030405060708090a0b0c0d0e0f10",
+                                    "span_id": "0102030405060708",
+                                    "kind": "SPAN_KIND_CLIENT",
+                                    "startTimeUnixNano": 1544712660000000000,
+                                    "status": {"code": "STATUS_CODE_ERROR"},
+                                    "links": [{"traceId": "", "spanId": "1112131415161718"}],
+                                    "someFutureField": {"x": 1},
+                                }
+                            ]
+                        }
+                    ],
+                    "futureTopLevel": 7,
+                }
+            ]
+        }
+    )
+    span = otlpjson.decode_traces(body).resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == bytes(range(1, 17))
+    assert span.kind == Span.SPAN_KIND_CLIENT
+    assert span.status.code == Status.STATUS_CODE_ERROR
+    assert span.start_time_unix_nano == 1544712660000000000
+    assert span.links[0].trace_id == b"" and span.links[0].span_id == bytes(range(17, 25))
+
+
+def test_metric_exemplar_ids_are_hex() -> None:
+    req = ExportMetricsServiceRequest(
+        resource_metrics=[
+            ResourceMetrics(
+                scope_metrics=[
+                    ScopeMetrics(
+                        metrics=[
+                            Metric(
+                                name="m",
+                                sum=Sum(
+                                    data_points=[
+                                        NumberDataPoint(
+                                            as_int=3,
+                                            exemplars=[
+                                                Exemplar(
+                                                    as_double=1.5,
+                                                    trace_id=bytes(range(16)),
+                                                    span_id=bytes(range(8)),
+                                                )
+                                            ],
+                                        )
+                                    ]
+                                ),
+                            )
+                        ]
+                    )
+                ]
+            )
+        ]
+    )
+    obj = orjson.loads(otlpjson.encode_metrics(req))
+    ex = obj["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"][0]
+    assert ex["exemplars"][0]["traceId"] == bytes(range(16)).hex()
+    assert ex["exemplars"][0]["spanId"] == bytes(range(8)).hex()
+    assert otlpjson.decode_metrics(orjson.dumps(obj)) == req
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'"x"',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz"}]}]}]}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "00"}]}]}]}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
+        b'{"resourceSpans": {"not": "a list"}}',
+    ],
+)
+def test_invalid_bodies_raise_otlpjson_error(body: bytes) -> None:
+    with pytest.raises(otlpjson.OTLPJSONError):
+        otlpjson.decode_traces(body)
+
+
+# ----------------------------------------------------------------- property tests
+
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+u64 = st.integers(min_value=0, max_value=2**64 - 1)
+trace_ids = st.one_of(st.just(b""), st.binary(min_size=16, max_size=16))
+span_ids = st.one_of(st.just(b""), st.binary(min_size=8, max_size=8))
+doubles = st.floats(allow_nan=False)  # NaN != NaN would fail equality, not the codec
+
+any_values = st.recursive(
+    st.one_of(
+        text.map(lambda s: AnyValue(string_value=s)),
+        st.booleans().map(lambda b: AnyValue(bool_value=b)),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1).map(lambda i: AnyValue(int_value=i)),
+        doubles.map(lambda d: AnyValue(double_value=d)),
+        st.binary(max_size=8).map(lambda b: AnyValue(bytes_value=b)),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda v: AnyValue(array_value=ArrayValue(values=v))),
+        st.lists(st.tuples(text, inner), max_size=3).map(
+            lambda kv: AnyValue(
+                kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in kv])
+            )
+        ),
+    ),
+    max_leaves=6,
+)
+attributes = st.lists(st.builds(KeyValue, key=text, value=any_values), max_size=4)
+
+spans = st.builds(
+    Span,
+    trace_id=trace_ids,
+    span_id=span_ids,
+    parent_span_id=span_ids,
+    trace_state=text,
+    name=text,
+    kind=st.integers(0, 5),
+    start_time_unix_nano=u64,
+    end_time_unix_nano=u64,
+    attributes=attributes,
+    flags=st.integers(0, 2**32 - 1),
+    events=st.lists(
+        st.builds(Span.Event, time_unix_nano=u64, name=text, attributes=attributes), max_size=2
+    ),
+    links=st.lists(
+        st.builds(Span.Link, trace_id=trace_ids, span_id=span_ids, attributes=attributes),
+        max_size=2,
+    ),
+    status=st.builds(Status, code=st.integers(0, 2), message=text),
+)
+trace_requests = st.builds(
+    ExportTraceServiceRequest,
+    resource_spans=st.lists(
+        st.builds(
+            ResourceSpans,
+            resource=st.builds(Resource, attributes=attributes),
+            scope_spans=st.lists(
+                st.builds(
+                    ScopeSpans,
+                    scope=st.builds(InstrumentationScope, name=text, version=text),
+                    spans=st.lists(spans, max_size=3),
+                ),
+                max_size=2,
+            ),
+            schema_url=text,
+        ),
+        max_size=2,
+    ),
+)
+
+exemplars = st.lists(
+    st.builds(
+        Exemplar, time_unix_nano=u64, as_double=doubles, trace_id=trace_ids, span_id=span_ids
+    ),
+    max_size=2,
+)
+number_points = st.lists(
+    st.one_of(
+        st.builds(
+            NumberDataPoint,
+            attributes=attributes,
+            time_unix_nano=u64,
+            as_double=doubles,
+            exemplars=exemplars,
+        ),
+        st.builds(
+            NumberDataPoint,
+            start_time_unix_nano=u64,
+            as_int=st.integers(-(2**63), 2**63 - 1),
+            exemplars=exemplars,
+        ),
+    ),
+    max_size=3,
+)
+metrics = st.one_of(
+    st.builds(Metric, name=text, unit=text, gauge=st.builds(Gauge, data_points=number_points)),
+    st.builds(
+        Metric,
+        name=text,
+        sum=st.builds(
+            Sum,
+            data_points=number_points,
+            aggregation_temporality=st.integers(0, 2),
+            is_monotonic=st.booleans(),
+        ),
+    ),
+    st.builds(
+        Metric,
+        name=text,
+        histogram=st.builds(
+            Histogram,
+            aggregation_temporality=st.integers(0, 2),
+            data_points=st.lists(
+                st.builds(
+                    HistogramDataPoint,
+                    count=u64,
+                    sum=doubles,
+                    bucket_counts=st.lists(u64, max_size=4),
+                    explicit_bounds=st.lists(doubles, max_size=3),
+                    exemplars=exemplars,
+                ),
+                max_size=2,
+            ),
+        ),
+    ),
+)
+metric_requests = st.builds(
+    ExportMetricsServiceRequest,
+    resource_metrics=st.lists(
+        st.builds(
+            ResourceMetrics,
+            resource=st.builds(Resource, attributes=attributes),
+            scope_metrics=st.lists(
+                st.builds(ScopeMetrics, metrics=st.lists(metrics, max_size=3)), max_size=2
+            ),
+        ),
+        max_size=2,
+    ),
+)
+
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(trace_requests)
+def test_traces_round_trip_is_stable(req: ExportTraceServiceRequest) -> None:
+    first = otlpjson.encode_traces(req)
+    decoded = otlpjson.decode_traces(first)
+    assert decoded == req
+    assert otlpjson.encode_traces(decoded) == first
+    assert otlpjson.decode_traces(otlpjson.encode_traces(decoded)) == decoded
+
+
+@PROPERTY
+@given(metric_requests)
+def test_metrics_round_trip_is_stable(req: ExportMetricsServiceRequest) -> None:
+    first = otlpjson.encode_metrics(req)
+    decoded = otlpjson.decode_metrics(first)
+    assert decoded == req
+    assert otlpjson.encode_metrics(decoded) == first
