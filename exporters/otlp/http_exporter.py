@@ -39,6 +39,12 @@ class OTLPHttpExporter(Component):
         self._log = settings.logger
         self._session: aiohttp.ClientSession | None = None
         self._urls = {s: config.signal_url(s) for s in ("traces", "metrics")}
+        for signal in settings.signals:
+            if not self._urls.get(signal, "x"):
+                raise ValueError(
+                    f"exporters.{settings.id}: a {signal} pipeline uses it but neither "
+                    f"endpoint nor {signal}_endpoint is set"
+                )
         self._headers = {
             "User-Agent": f"otel-goblock/{__version__}",
             **config.headers,

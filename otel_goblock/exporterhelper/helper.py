@@ -211,8 +211,8 @@ class ExporterHelper:
 
     async def _consume(self, signal: str, data: Any) -> None:
         sig = self._signals.get(signal)
-        if sig is None:
-            return
+        if sig is None:  # a pipeline wiring error: say so rather than drop silently
+            raise PermanentError(f"exporter {self._attrs['exporter']} does not export {signal}")
         n = sig.count(data)
         if n == 0:
             return  # nothing to export (events only, or an empty request)
