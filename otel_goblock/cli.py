@@ -57,6 +57,12 @@ def cmd_doctor(_: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from otel_goblock.report import render
+
+    return render(Path(args.file))
+
+
 async def _run(cfg: ServiceConfig) -> int:
     service = Service(cfg)
     stop = asyncio.Event()
@@ -120,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("components", help="list the component types")
     p.set_defaults(func=cmd_components)
+
+    p = sub.add_parser("report", help="summarize an enriched-traces file (file exporter output)")
+    p.add_argument("file", help="a file written by the file exporter (OTLP/JSON lines)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("doctor", help="check that this host can run the eBPF receiver")
     p.set_defaults(func=cmd_doctor)
