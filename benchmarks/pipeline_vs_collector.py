@@ -1,0 +1,519 @@
+#!/usr/bin/env python3
+"""Throughput of otel-goblock against the OpenTelemetry Collector, side by side, one run.
+
+Both systems run the same pipeline — otlp (gRPC) → batch → otlp_grpc — into the same
+counting sink (build/bin/otlp-sink), fed by the same Go load generators (build/bin/otlp-load:
+pre-serialized ExportTraceServiceRequests of 512 spans x 10 attributes). The pipeline under
+test is pinned to one core (taskset), load generators and sink to another, so each system
+gets the same CPU budget and the load side is the same for both.
+
+Measured per system, over a window after warm-up:
+  * spans/s sustained, counted at the sink (what actually went through);
+  * CPU-seconds per 100k spans: utime+stime of the pipeline's process tree (/proc/<pid>/stat);
+  * peak RSS (kernel VmHWM, and the sampled tree RSS);
+and the ratios otel-goblock / collector. Then an overload run per system at --overload-factor
+x its own measured maximum with memory_limiter on: peak RSS and refused spans.
+
+Why this shape: spans per CPU-second is the number that decides whether a node agent is
+affordable, and the sink count (not the generator's) is the honest throughput. The
+collector binary is built by scripts/build_otelcol.sh (collector v0.165.0 / v1.71.0).
+
+Run:  .venv/bin/python benchmarks/pipeline_vs_collector.py --out out/bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_configs import (
+    MemoryLimit,
+    PipelineSpec,
+    collector_config,
+    goblock_config,
+)
+from procstat import Snapshot, TreeSampler
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "build" / "bin"
+SYSTEMS = ("collector", "goblock")
+COUNTERS = ("sent_requests", "accepted_spans", "refused_spans", "rejected_spans", "failed_spans")
+
+
+def free_port() -> int:
+    """A loopback port free now (never the well-known OTLP/telemetry ports)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in (4317, 4318, 8888, 13133, 16686):
+            return port
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+NICE = 0  # set from --nice: the same priority for every benchmark process
+
+
+def pinned(core: str, argv: list[str]) -> list[str]:
+    """argv pinned to `core` at the benchmark's priority (nice and taskset exec in place,
+    so the Popen pid is the program's pid)."""
+    return ["nice", "-n", str(NICE), "taskset", "-c", core, *argv]
+
+
+def goblock_bin() -> str | None:
+    venv = ROOT / ".venv" / "bin" / "otel-goblock"
+    if venv.exists():
+        return str(venv)
+    return shutil.which("otel-goblock")
+
+
+class Sink:
+    """The counting sink process; keeps (local monotonic time, cumulative spans) lines."""
+
+    def __init__(self, core: str, logdir: Path) -> None:
+        with open(logdir / "sink.stderr", "w") as err:
+            self.proc = subprocess.Popen(
+                pinned(core, [str(BIN / "otlp-sink"), "-interval", "100ms"]),
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        assert self.proc.stdout is not None
+        first = json.loads(self.proc.stdout.readline())
+        self.endpoint: str = first["listen"]
+        self.spans = 0
+        self.t = time.monotonic()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            rec = json.loads(line)
+            with self._lock:
+                self.spans, self.t = rec["spans"], time.monotonic()
+
+    def reading(self) -> tuple[float, int]:
+        with self._lock:
+            return self.t, self.spans
+
+    def wait_quiet(self, quiet_s: float = 1.0, timeout_s: float = 20.0) -> int:
+        """Wait until the count stops growing (the pipeline drained its batches/queue)."""
+        deadline = time.monotonic() + timeout_s
+        last, since = self.reading()[1], time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.reading()[1]
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                break
+        return last
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Load:
+    """Load generator settings (per leg)."""
+
+    procs: int
+    concurrency: int
+    duration_s: float
+    rate: float = 0.0  # total spans/s over all processes; 0 = as fast as accepted
+    spans: int = 512
+    attrs: int = 10
+
+
+def start_load(load: Load, core: str, port: int) -> list[subprocess.Popen[str]]:
+    procs = []
+    for i in range(load.procs):
+        argv = [
+            str(BIN / "otlp-load"),
+            f"-target=127.0.0.1:{port}",
+            f"-duration={load.duration_s}s",
+            f"-concurrency={load.concurrency}",
+            f"-spans={load.spans}",
+            f"-attrs={load.attrs}",
+            f"-seed={i + 1}",
+        ]
+        if load.rate > 0:
+            argv.append(f"-rate={load.rate / load.procs}")
+        procs.append(subprocess.Popen(pinned(core, argv), stdout=subprocess.PIPE, text=True))
+    return procs
+
+
+def collect_load(procs: list[subprocess.Popen[str]]) -> dict[str, Any]:
+    total: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
+    total["codes"] = {}
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        rec = json.loads(out.strip().splitlines()[-1])
+        for k in COUNTERS:
+            total[k] += rec[k]
+        for code, n in rec["codes"].items():
+            total["codes"][code] = total["codes"].get(code, 0) + n
+        total["request_bytes"] = rec["request_bytes"]
+    return total
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sum of the pipeline's otelcol_* self-metrics by name (labels folded)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
+            text = r.read().decode()
+    except OSError as e:
+        return {"error": str(e)}  # type: ignore[dict-item]
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("otelcol_"):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name.endswith("_total"):
+            name = name[: -len("_total")]
+        with contextlib.suppress(ValueError):
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+@dataclass
+class LegResult:
+    system: str
+    kind: str  # "max" or "overload"
+    ok: bool = True
+    skipped: str = ""
+    spans_per_s: float = 0.0
+    cpu_s_per_100k: float = 0.0
+    cpu_cores: float = 0.0
+    other_load_on_core: float = 0.0
+    peak_rss_mb: float = 0.0
+    offered_spans_per_s: float = 0.0
+    window_s: float = 0.0
+    sink_spans_total: int = 0
+    load: dict[str, Any] = field(default_factory=dict)
+    self_metrics: dict[str, float] = field(default_factory=dict)
+    lost_spans: int = 0
+    log: str = ""
+
+
+def pipeline_argv(system: str, cfg_path: Path) -> list[str] | None:
+    if system == "collector":
+        return [str(BIN / "otelcol-bench"), "--config", str(cfg_path)]
+    exe = goblock_bin()
+    return [exe, "run", "--config", str(cfg_path)] if exe else None
+
+
+def run_leg(
+    system: str,
+    kind: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    load: Load,
+    memory_limit: MemoryLimit | None,
+) -> LegResult:
+    res = LegResult(system, kind)
+    logdir = workdir / f"{system}-{kind}"
+    logdir.mkdir()
+    res.log = str(logdir)
+    sink = Sink(args.load_cpu, logdir)
+    spec = PipelineSpec(
+        receiver_port=free_port(),
+        sink_endpoint=sink.endpoint,
+        telemetry_port=free_port(),
+        compression=args.compression,
+        memory_limit=memory_limit,
+    )
+    cfg = goblock_config(spec) if system == "goblock" else collector_config(spec)
+    cfg_path = logdir / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    argv = pipeline_argv(system, cfg_path)
+    if argv is None:
+        sink.stop()
+        res.ok, res.skipped = False, "otel-goblock is not installed (.venv/bin/otel-goblock)"
+        return res
+    with open(logdir / "pipeline.stderr", "w") as err:
+        proc = subprocess.Popen(pinned(args.pipeline_cpu, argv), stdout=err, stderr=err)
+    sampler = TreeSampler(proc.pid, int(args.pipeline_cpu))
+    try:
+        deadline = time.monotonic() + args.start_timeout
+        while not port_open(spec.receiver_port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = "exited" if proc.poll() is not None else "did not open its port"
+                res.ok, res.skipped = False, f"{system} {why}; see {logdir}/pipeline.stderr"
+                return res
+            time.sleep(0.1)
+        sampler.start()
+        profiler = None
+        loaders = start_load(load, args.load_cpu, spec.receiver_port)
+        time.sleep(args.warmup)
+        a: Snapshot = sampler.snapshot()
+        ta, sa = sink.reading()
+        if args.profile and system == "goblock" and kind == "max":
+            profiler = start_profiler(proc.pid, args, logdir)
+        time.sleep(args.duration)
+        b: Snapshot = sampler.snapshot()
+        tb, sb = sink.reading()
+        res.load = collect_load(loaders)
+        res.sink_spans_total = sink.wait_quiet()
+        res.self_metrics = scrape(spec.telemetry_port)
+        if profiler is not None:
+            res.self_metrics["profile"] = stop_profiler(profiler, logdir)  # type: ignore[assignment]
+        res.window_s = tb - ta
+        spans = sb - sa
+        cpu = b.cpu_s - a.cpu_s
+        res.spans_per_s = spans / res.window_s if res.window_s > 0 else 0.0
+        res.cpu_s_per_100k = cpu / spans * 1e5 if spans else float("inf")
+        res.cpu_cores = cpu / (b.t - a.t)
+        res.other_load_on_core = max(0.0, (b.core_busy_s - a.core_busy_s - cpu) / (b.t - a.t))
+        res.peak_rss_mb = sampler.peak_rss() / 2**20
+        res.offered_spans_per_s = load.rate
+        res.lost_spans = res.load["accepted_spans"] - res.sink_spans_total
+        if spans == 0:
+            res.ok = False
+            res.skipped = f"no spans reached the sink; see {logdir}/pipeline.stderr"
+        return res
+    finally:
+        sampler.stop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(args.stop_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        sink.stop()
+
+
+def start_profiler(
+    pid: int, args: argparse.Namespace, logdir: Path
+) -> subprocess.Popen[bytes] | None:
+    """py-spy record of the goblock process over the window (on the load core)."""
+    exe = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    if not os.path.exists(exe):
+        print("py-spy not found: pip install py-spy (skipping the profile)", file=sys.stderr)
+        return None
+    argv = [
+        exe,
+        "record",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "-r",
+        "200",
+        "-d",
+        str(int(args.duration)),
+        "-o",
+        str(logdir / "profile.txt"),
+        "-p",
+        str(pid),
+    ]
+    with open(logdir / "py-spy.stderr", "w") as err:
+        return subprocess.Popen(pinned(args.load_cpu, argv), stdout=subprocess.DEVNULL, stderr=err)
+
+
+def stop_profiler(p: subprocess.Popen[bytes] | None, logdir: Path) -> str:
+    if p is None:
+        return ""
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+    return str(logdir / "profile.txt")
+
+
+def fmt_row(r: LegResult) -> str:
+    if not r.ok:
+        return f"{r.system:<10} {r.kind:<9} SKIPPED: {r.skipped}"
+    refused = r.load.get("refused_spans", 0)
+    return (
+        f"{r.system:<10} {r.kind:<9} {r.spans_per_s:>12,.0f} {r.cpu_s_per_100k:>12.3f} "
+        f"{r.cpu_cores:>6.2f} {r.peak_rss_mb:>9.1f} {refused:>12,} {r.lost_spans:>6} "
+        f"{r.other_load_on_core:>6.2f}"
+    )
+
+
+def median_result(rs: list[LegResult]) -> LegResult:
+    ok = [r for r in rs if r.ok]
+    if not ok:
+        return rs[-1]
+    return sorted(ok, key=lambda r: r.spans_per_s)[len(ok) // 2]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", help="write JSON results here")
+    ap.add_argument("--duration", type=float, default=15.0, help="measured window, s")
+    ap.add_argument("--warmup", type=float, default=4.0, help="load before the window, s")
+    ap.add_argument("--rounds", type=int, default=1, help="max-throughput legs per system (median)")
+    ap.add_argument("--load-procs", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=4, help="in-flight requests per load proc")
+    ap.add_argument(
+        "--compression",
+        default="none",
+        choices=["none", "gzip"],
+        help="otlp_grpc exporter compression (same for both systems)",
+    )
+    ap.add_argument("--pipeline-cpu", default="0", help="core for the pipeline under test")
+    ap.add_argument("--load-cpu", default="1", help="core(s) for load generators and sink")
+    ap.add_argument("--systems", default="collector,goblock")
+    ap.add_argument("--overload-factor", type=float, default=2.0, help="0: skip overload")
+    ap.add_argument(
+        "--overload-concurrency",
+        type=int,
+        default=64,
+        help="in-flight requests per load proc in the overload run",
+    )
+    ap.add_argument("--limit-mib", type=int, default=250, help="memory_limiter limit_mib")
+    ap.add_argument("--spike-limit-mib", type=int, default=50)
+    ap.add_argument("--start-timeout", type=float, default=60.0)
+    ap.add_argument("--stop-timeout", type=float, default=30.0)
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=-15,
+        help="nice for pipeline, load and sink (the machine is shared: a raised "
+        "priority keeps other work off the measured cores; same for both systems)",
+    )
+    ap.add_argument("--profile", action="store_true", help="py-spy the goblock max leg")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
+    args = ap.parse_args()
+    global NICE
+    NICE = args.nice
+
+    subprocess.run([str(ROOT / "scripts" / "build_otelcol.sh")], check=True)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="goblock-bench-"))
+    print(f"work dir: {workdir}", file=sys.stderr)
+    ncpu = os.cpu_count()
+    print(
+        f"machine: {ncpu} cores; pipeline pinned to cpu {args.pipeline_cpu}, load + sink on "
+        f"cpu {args.load_cpu}; load: {args.load_procs} procs x {args.concurrency} in flight, "
+        f"512 spans x 10 attrs per request; exporter compression={args.compression}; "
+        f"loadavg {os.getloadavg()[0]:.2f}",
+        file=sys.stderr,
+    )
+
+    results: dict[str, Any] = {"max": {}, "overload": {}, "rounds": []}
+    per_system: dict[str, list[LegResult]] = {s: [] for s in systems}
+    for rnd in range(args.rounds):
+        for system in systems:
+            load = Load(args.load_procs, args.concurrency, args.warmup + args.duration + 1)
+            r = run_leg(system, "max", args, workdir, load, None)
+            print(f"round {rnd + 1}: {fmt_row(r)}", file=sys.stderr)
+            per_system[system].append(r)
+            results["rounds"].append(r.__dict__)
+    best = {s: median_result(rs) for s, rs in per_system.items()}
+    for s, r in best.items():
+        results["max"][s] = r.__dict__
+
+    over: dict[str, LegResult] = {}
+    if args.overload_factor > 0:
+        ml = MemoryLimit(args.limit_mib, args.spike_limit_mib)
+        for system in systems:
+            if not best[system].ok:
+                continue
+            rate = args.overload_factor * best[system].spans_per_s
+            load = Load(
+                args.load_procs,
+                args.overload_concurrency,
+                args.warmup + args.duration + 1,
+                rate=rate,
+            )
+            r = run_leg(system, "overload", args, workdir, load, ml)
+            over[system] = r
+            results["overload"][system] = r.__dict__
+            print(f"overload: {fmt_row(r)}", file=sys.stderr)
+
+    header = (
+        f"{'system':<10} {'run':<9} {'spans/s':>12} {'CPU-s/100k':>12} {'cores':>6} "
+        f"{'peakRSS MB':>9} {'refused':>12} {'lost':>6} {'other':>6}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for s in systems:
+        print(fmt_row(best[s]))
+    for s in systems:
+        if s in over:
+            print(fmt_row(over[s]) + f"   (offered {over[s].offered_spans_per_s:,.0f} spans/s)")
+    ratios: dict[str, float] = {}
+    g, c = best.get("goblock"), best.get("collector")
+    if g and c and g.ok and c.ok:
+        ratios = {
+            "throughput_goblock_over_collector": g.spans_per_s / c.spans_per_s,
+            "spans_per_cpu_s_goblock_over_collector": c.cpu_s_per_100k / g.cpu_s_per_100k,
+            "peak_rss_goblock_over_collector": g.peak_rss_mb / c.peak_rss_mb,
+        }
+        print()
+        print(
+            "ratios goblock/collector: "
+            f"throughput {ratios['throughput_goblock_over_collector']:.3f}x, "
+            f"spans per CPU-second {ratios['spans_per_cpu_s_goblock_over_collector']:.3f}x "
+            f"(target >= 1.0), peak RSS {ratios['peak_rss_goblock_over_collector']:.2f}x"
+        )
+    elif g and not g.ok:
+        print(f"\ngoblock leg skipped: {g.skipped}")
+    if "goblock" in over and over["goblock"].ok:
+        o = over["goblock"]
+        verdict = "OK" if o.peak_rss_mb < 300 else "OVER TARGET"
+        print(
+            f"goblock overload: peak RSS {o.peak_rss_mb:.1f} MB (target < 300 MB: {verdict}), "
+            f"refused {o.load['refused_spans']:,} spans, accepted {o.load['accepted_spans']:,}, "
+            f"lost after accept {o.lost_spans}"
+        )
+    print(
+        "columns: spans/s at the sink over the window; CPU-s/100k = pipeline utime+stime per "
+        "100k spans; cores = CPU used / wall; other = CPU of the pipeline's core taken by "
+        "other processes (the machine is shared); lost = accepted by the pipeline but never "
+        "at the sink"
+    )
+    results["ratios"] = ratios
+    results["settings"] = {k: v for k, v in vars(args).items()}
+    results["machine"] = {
+        "cores": ncpu,
+        "loadavg_end": os.getloadavg(),
+        "kernel": os.uname().release,
+    }
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+        print(f"JSON: {args.out}", file=sys.stderr)
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if all(r.ok for r in best.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
