@@ -9,6 +9,7 @@ pointers to Go string headers. Stripping (`-s -w`) keeps this section.
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from dataclasses import dataclass, field
@@ -104,9 +105,33 @@ def parse_modinfo(text: str) -> tuple[str, Module | None, tuple[Module, ...], di
                 deps[-1] = Module(d.path, d.version, d.sum, rep)
             last = None
         elif kind == "build" and len(parts) >= 2:
-            key, _, value = "\t".join(parts[1:]).partition("=")
+            key, value = _split_setting("\t".join(parts[1:]))
             settings[key] = value
     return path, main, tuple(deps), settings
+
+
+def _unquote(s: str) -> str:
+    """Go strconv.Quote'd text (used for settings with spaces, '=' or quotes)."""
+    try:
+        v = json.loads(s)
+    except ValueError:
+        return s.strip('"')
+    return v if isinstance(v, str) else s
+
+
+def _split_setting(text: str) -> tuple[str, str]:
+    """'key=value', where either side may be Go-quoted (`-ldflags="-s -w"`)."""
+    if text.startswith('"'):
+        end = 1
+        while end < len(text) and (text[end] != '"' or text[end - 1] == "\\"):
+            end += 1
+        key, rest = _unquote(text[: end + 1]), text[end + 1 :]
+        value = rest[1:] if rest.startswith("=") else rest
+    else:
+        key, _, value = text.partition("=")
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        value = _unquote(value)
+    return key, value
 
 
 def _at(parts: list[str], i: int) -> str:

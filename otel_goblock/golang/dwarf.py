@@ -164,11 +164,20 @@ class DwarfTypes:
             if pos >= 1 and 0 < info[pos - 1] < 0x80:
                 candidates.append(pos - 1)
             pos = info.find(needle, pos + 1)
+        if not candidates and not self._maybe_elsewhere(name):
+            return None  # the name is nowhere in the DWARF: no need for a full walk
         found = [d for d in map(self._die_at, candidates) if d is not None]
         found = [d for d in found if d.tag in _TYPE_TAGS and _name(d) == name]
         # A struct's name also appears on its typedefs/pointers' DIEs: prefer the struct.
         found.sort(key=lambda d: d.tag != "DW_TAG_structure_type")
         return found[0] if found else self._slow_lookup(name)
+
+    def _maybe_elsewhere(self, name: str) -> bool:
+        """Could the name be stored out of line (DW_FORM_strp/strx in .debug_str)?"""
+        strs = getattr(self._dwarf, "debug_str_sec", None)
+        if strs is None:
+            return False
+        return name.encode() + b"\x00" in strs.stream.getvalue()
 
     def _die_at(self, off: int) -> Any:
         try:
