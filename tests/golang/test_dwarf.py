@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_goblock.golang import DwarfTypes, ElfImage, GoBinaryError, RUNTIME_OFFSETS
+from otel_goblock.golang import RUNTIME_OFFSETS, DwarfTypes, ElfImage, GoBinaryError
 
 from .conftest import Built
 
