@@ -1,0 +1,376 @@
+"""Where a span's wall time went: the interval sweep, the critical path through child
+goroutines, the categories, the cause and the one-sentence diagnosis.
+
+The sweep walks the span's own goroutine: at every instant exactly one segment is
+active (the highest-priority interval, by code, see categories.py), so categories are
+disjoint and sum to the span's duration by construction. Time no interval covers is
+on-CPU when a goroutine was joined and unexplained when none was.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_goblock.processors.goblock.categories import (
+    GC_ASSIST,
+    GC_STW,
+    GRPC_FC,
+    ON_CPU,
+    PARK,
+    PARK_CAUSE,
+    RUNQUEUE,
+    SYSCALL,
+    UNKNOWN,
+    WAITS_ON_CHILDREN,
+    peer_of,
+    slug,
+    syscall_class,
+    verb,
+)
+from otel_goblock.processors.goblock.timeline import ProcTimeline, Rec
+
+# start, end, code, detail, goroutine (0: none joined), tid
+Seg = tuple[int, int, int, Any, int, int]
+
+# a child counts as the one a wait ended on if its last activity is this close to the wake
+_WAKE_SLACK_NS = 2_000_000
+# how far back the syscall that named a netpoll wait's peer may be
+_PEER_LOOKBACK_NS = 50_000_000
+
+
+def sweep(recs: list[Rec], start: int, end: int, default: int, goid: int = 0) -> list[Seg]:
+    """Disjoint segments covering [start, end]: the lowest code active wins each instant."""
+    items = []
+    for r in recs:
+        s = r[0] if r[0] > start else start
+        e = r[1] if r[1] < end else end
+        if e > s:
+            items.append((s, e, r))
+    if not items:
+        return [(start, end, default, None, goid, 0)] if end > start else []
+    items.sort(key=lambda x: x[0])
+    bounds = {start, end}
+    for s, e, _ in items:
+        bounds.add(s)
+        bounds.add(e)
+    points = sorted(bounds)
+    heap: list[tuple[int, int, int, int]] = []  # code, start, index, end
+    segs: list[Seg] = []
+    i, n = 0, len(items)
+    for k in range(len(points) - 1):
+        a, b = points[k], points[k + 1]
+        while i < n and items[i][0] <= a:
+            s, e, r = items[i]
+            heapq.heappush(heap, (r[2], s, i, e))
+            i += 1
+        while heap and heap[0][3] <= a:
+            heapq.heappop(heap)
+        if heap:
+            r = items[heap[0][2]][2]
+            code, detail, tid = r[2], r[3], r[4]
+        else:
+            code, detail, tid = default, None, 0
+        if segs:
+            last = segs[-1]
+            if last[1] == a and last[2] == code and last[3] is detail:
+                segs[-1] = (last[0], b, code, detail, goid, last[5] or tid)
+                continue
+        segs.append((a, b, code, detail, goid, tid))
+    return segs
+
+
+def _clip(recs: list[Rec], a: int, b: int) -> list[Rec]:
+    out = []
+    for r in recs:
+        s = r[0] if r[0] > a else a
+        e = r[1] if r[1] < b else b
+        if e > s:
+            out.append((s, e, r[2], r[3], r[4], r[5]))
+    return out
+
+
+def _thread_events(
+    tl: ProcTimeline, recs: list[Rec], start: int, end: int, end_tid: int
+) -> list[Rec]:
+    """Kernel events without a goid that belong to the goroutine: those of the thread it
+    ran on during each of its run segments (the gaps between its parks). A run segment's
+    thread is known from any event of the goroutine inside it, from the park that ends
+    it (the goroutine parked on that thread) or, for the last one, the span marker."""
+    parks = sorted((r for r in recs if r[2] == PARK), key=lambda r: r[0])
+    runs: list[tuple[int, int, int]] = []
+    cur = start
+    for p in parks:
+        if p[0] > cur:
+            runs.append((cur, p[0], p[4]))
+        if p[1] > cur:
+            cur = p[1]
+    if cur < end:
+        runs.append((cur, end, end_tid))
+    out: list[Rec] = []
+    for a, b, tid in runs:
+        for r in recs:
+            if r[2] != PARK and r[4] and r[0] < b and r[1] > a:
+                tid = r[4]
+                break
+        if tid:
+            out.extend(_clip(tl.thread(tid, a, b), a, b))
+    return out
+
+
+@dataclass(slots=True)
+class Analysis:
+    segs: list[Seg]
+    root: int = 0  # the span's own goroutine
+    targets: set[str] = field(default_factory=set)  # fd targets touched (TCP span events)
+    goroutines: set[int] = field(default_factory=set)  # the span's goroutine and children
+    # child goid → the parent's wait reason, for the diagnosis of critical-path episodes
+    waited_on: dict[int, str] = field(default_factory=dict)
+
+
+def analyze(
+    tl: ProcTimeline,
+    goid: int,
+    start: int,
+    end: int,
+    prefer: int,
+    depth: int,
+    end_tid: int = 0,
+) -> Analysis:
+    """Segments of [start, end] for a span; goid 0 means no goroutine was joined."""
+    stw = tl.stop_the_world(start, end, prefer)
+    if not goid:
+        return Analysis(sweep(stw, start, end, UNKNOWN))
+    out = Analysis([], root=goid, goroutines={goid})
+    out.segs = _goroutine_segs(tl, goid, start, end, prefer, depth, end_tid, stw, out)
+    return out
+
+
+def _goroutine_segs(
+    tl: ProcTimeline,
+    goid: int,
+    start: int,
+    end: int,
+    prefer: int,
+    depth: int,
+    end_tid: int,
+    stw: list[Rec],
+    out: Analysis,
+) -> list[Seg]:
+    recs = tl.goroutine(goid, start, end, prefer)
+    if tl.by_tid:
+        recs = recs + _thread_events(tl, recs, start, end, end_tid)
+    for r in recs:
+        if r[2] == SYSCALL and r[3][1]:
+            out.targets.add(r[3][1])
+    segs = sweep(recs + stw, start, end, ON_CPU, goid)
+    kids = tl.children.get(goid)
+    if not kids or depth <= 0:
+        return segs
+    result: list[Seg] = []
+    for seg in segs:
+        if seg[2] != PARK or seg[3] not in WAITS_ON_CHILDREN:
+            result.append(seg)
+            continue
+        # the last child (spawned before the wake) to finish is what the wait ended on
+        best, best_t, best_end = 0, 0, 0
+        for t, child in kids:
+            if start <= t <= seg[1]:
+                out.goroutines.add(child)
+                last = tl.last_activity(child, prefer)
+                if seg[0] < last <= seg[1] + _WAKE_SLACK_NS and last > best_end:
+                    best, best_t, best_end = child, t, last
+        if not best:
+            result.append(seg)
+            continue
+        a = max(seg[0], best_t)
+        if a > seg[0]:
+            result.append((seg[0], a, seg[2], seg[3], seg[4], seg[5]))
+        out.waited_on[best] = seg[3]
+        child_stw = [r for r in stw if r[0] < seg[1] and r[1] > a]
+        result.extend(
+            _goroutine_segs(tl, best, a, seg[1], prefer, depth - 1, 0, child_stw, out)
+        )
+    return result
+
+
+# -- categories, cause, diagnosis --------------------------------------------------------
+
+
+def category(code: int, detail: Any) -> str:
+    """The attribute key part (goblock.<category>.ms) of a segment."""
+    if code == ON_CPU:
+        return "on_cpu"
+    if code == PARK:
+        return "park." + slug(detail)
+    if code == SYSCALL:
+        return "syscall"
+    if code == RUNQUEUE:
+        return "runqueue"
+    if code == GC_STW:
+        return "gc.stw"
+    if code == GC_ASSIST:
+        return "gc.assist"
+    if code == GRPC_FC:
+        return "grpc.flow_control"
+    return "unattributed"
+
+
+def cause_of(code: int, detail: Any) -> str | None:
+    """The cause vocabulary value of a segment; None when the time is unexplained."""
+    if code == ON_CPU:
+        return "on_cpu"
+    if code == PARK:
+        return PARK_CAUSE.get(detail)
+    if code == SYSCALL:
+        return syscall_class(detail[0], detail[1])
+    if code == RUNQUEUE:
+        return "runqueue"
+    if code == GC_STW:
+        return "gc_stw"
+    if code == GC_ASSIST:
+        return "gc_assist"
+    if code == GRPC_FC:
+        return "grpc_flow_control"
+    return None
+
+
+FIXED_CATEGORIES = ("on_cpu", "runqueue", "syscall", "gc.stw", "gc.assist", "unattributed")
+
+
+@dataclass(slots=True)
+class Breakdown:
+    ns: dict[str, int]  # category → ns (fixed categories always present)
+    cause: str
+    diagnosis: str
+    episodes: list[Seg]
+
+
+def fmt_ms(ns: int) -> str:
+    ms = ns / 1e6
+    if ms >= 10:
+        return f"{ms:.0f}"
+    if ms >= 1:
+        return f"{ms:.1f}"
+    return f"{ms:.2f}"
+
+
+def summarize(
+    tl: ProcTimeline, an: Analysis, start: int, end: int, joined: bool, min_episode_ns: int
+) -> Breakdown:
+    ns = dict.fromkeys(FIXED_CATEGORIES, 0)
+    by_cause: dict[str | None, int] = {}
+    # largest stretch per cause (segments of one wait split by others are summed)
+    biggest: dict[str, tuple[int, Seg]] = {}
+    stretch: dict[tuple[int, Any, int], int] = {}
+    episodes = []
+    for seg in an.segs:
+        d = seg[1] - seg[0]
+        code, detail = seg[2], seg[3]
+        cat = category(code, detail)
+        ns[cat] = ns.get(cat, 0) + d
+        c = cause_of(code, detail)
+        by_cause[c] = by_cause.get(c, 0) + d
+        if code != ON_CPU and code != UNKNOWN:
+            if d >= min_episode_ns:
+                episodes.append(seg)
+            if c is not None:
+                k = (code, detail, seg[4])
+                total = stretch[k] = stretch.get(k, 0) + d
+                if c not in biggest or total > biggest[c][0]:
+                    biggest[c] = (total, seg)
+    duration = end - start
+    unexplained = by_cause.get(None, 0)
+    explained = {c: v for c, v in by_cause.items() if c is not None}
+    if (duration > 0 and unexplained * 2 > duration) or not explained:
+        cause = "unattributed"
+    else:
+        cause = max(explained.items(), key=lambda kv: kv[1])[0]
+    diagnosis = _diagnose(tl, an, cause, by_cause, biggest, duration, joined)
+    return Breakdown(ns, cause, diagnosis, episodes)
+
+
+def _diagnose(
+    tl: ProcTimeline,
+    an: Analysis,
+    cause: str,
+    by_cause: dict[str | None, int],
+    biggest: dict[str, tuple[int, Seg]],
+    duration: int,
+    joined: bool,
+) -> str:
+    total = fmt_ms(duration)
+    if cause == "unattributed":
+        ms = fmt_ms(by_cause.get(None, 0))
+        if not joined:
+            return (
+                f"{ms} ms of {total} ms unexplained: no goroutine joined to this span "
+                "(no span marker or goblock.goroutine.id)"
+            )
+        return f"{ms} ms of {total} ms unexplained (off-CPU with no syscall or park reason seen)"
+    ms = fmt_ms(by_cause.get(cause, 0))
+    if cause == "on_cpu":
+        return f"ran on CPU for {ms} ms of {total} ms (CPU-bound)"
+    seg = biggest[cause][1]
+    text = describe(tl, seg, ms)
+    if seg[4] and seg[4] != an.root:
+        reason = an.waited_on.get(seg[4], "")
+        text += f" in child goroutine {seg[4]}, which this span waited for ({reason})"
+    return text
+
+
+def describe(tl: ProcTimeline, seg: Seg, ms: str) -> str:
+    """One wait in words: what waited on what, how long."""
+    code, detail = seg[2], seg[3]
+    if code == PARK:
+        cause = PARK_CAUSE.get(detail)
+        if cause == "network":
+            peer = episode_peer(tl, seg)
+            if peer:
+                name = peer[0]
+                return f"blocked {ms} ms {verb(name)} {peer[1]} (netpoll wait)"
+            return f"blocked {ms} ms in netpoll wait (socket I/O; peer not seen)"
+        if cause == "lock":
+            return f"waited {ms} ms for a lock ({detail})"
+        if cause == "channel":
+            return f"waited {ms} ms on {detail}"
+        if cause == "sleep":
+            return f"slept {ms} ms (timer: time.Sleep or a ticker)"
+        if cause == "runqueue":
+            return f"preempted and waiting {ms} ms to run again (Go run queue)"
+        if cause == "gc_assist":
+            return f"waited {ms} ms for the garbage collector ({detail})"
+        return f"parked {ms} ms ({detail})"
+    if code == SYSCALL:
+        name, target = detail
+        cls = syscall_class(name, target)
+        if cls == "network":
+            peer = peer_of(target)
+            if peer:
+                return f"blocked {ms} ms {verb(name)} {peer} ({name} syscall)"
+            return f"blocked {ms} ms in {name} on a socket"
+        if cls == "disk":
+            where = f" on {target}" if target else ""
+            return f"blocked {ms} ms in {name}{where} (disk I/O)"
+        where = f" on {target}" if target else ""
+        return f"blocked {ms} ms in syscall {name}{where}"
+    if code == RUNQUEUE:
+        return f"runnable but waiting {ms} ms for a CPU (run queue)"
+    if code == GC_STW:
+        why = f" ({detail})" if detail else ""
+        return f"stopped {ms} ms by garbage-collector stop-the-world{why}"
+    if code == GC_ASSIST:
+        return f"spent {ms} ms in garbage-collector mark assist"
+    if code == GRPC_FC:
+        return f"blocked {ms} ms on HTTP/2 flow control (send window or stream quota exhausted)"
+    return f"off-CPU {ms} ms"
+
+
+def episode_peer(tl: ProcTimeline, seg: Seg) -> tuple[str, str] | None:
+    """(syscall, peer) of a netpoll wait: the socket syscall right before the park."""
+    goid = seg[4]
+    r = None
+    if goid:
+        r = tl.syscall_before(goid, seg[5], seg[0], _PEER_LOOKBACK_NS)
+    return (r[3][0], peer_of(r[3][1])) if r and peer_of(r[3][1]) else None

@@ -1,0 +1,230 @@
+"""Joining one span to its goroutine and writing the answer into it.
+
+Order of the join (DESIGN §3): the span marker (trace id + span id → goid, from the
+uprobe on the SDK's span End), else the span's own `goblock.goroutine.id` attribute, else
+process-wide events only. The span is edited in place (the caller owns a private copy);
+episode child spans are appended to the same scope.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from otel_goblock.processors.goblock.breakdown import (
+    Analysis,
+    Breakdown,
+    Seg,
+    analyze,
+    category,
+    cause_of,
+    describe,
+    episode_peer,
+    fmt_ms,
+    summarize,
+)
+from otel_goblock.processors.goblock.categories import (
+    GC_ASSIST,
+    GC_STW,
+    GRPC_FC,
+    PARK,
+    RUNQUEUE,
+    SYSCALL,
+    conn_key,
+    peer_of,
+    syscall_class,
+)
+from otel_goblock.processors.goblock.timeline import ProcTimeline, Timelines
+
+GOID_ATTR = "goblock.goroutine.id"
+MAX_SPAN_EVENTS = 32
+_rand = random.Random()
+
+
+def put(attrs: Any, key: str, value: object) -> None:
+    """Append one attribute (repeated KeyValue) without building a Python KeyValue first."""
+    kv = attrs.add()
+    kv.key = key
+    if isinstance(value, str):
+        kv.value.string_value = value
+    elif isinstance(value, bool):
+        kv.value.bool_value = value
+    elif isinstance(value, int):
+        kv.value.int_value = value
+    else:
+        kv.value.double_value = float(value)  # type: ignore[arg-type]
+
+
+def span_goroutine_attr(span: Span) -> int:
+    for kv in span.attributes:
+        if kv.key == GOID_ATTR:
+            v = kv.value
+            if v.HasField("int_value"):
+                return v.int_value
+            try:
+                return int(v.string_value or 0)
+            except ValueError:
+                return 0
+    return 0
+
+
+def episode_name(seg: Seg) -> str:
+    code, detail = seg[2], seg[3]
+    if code == PARK:
+        return f"goblock: {detail}"
+    if code == SYSCALL:
+        return f"goblock: syscall {detail[0]}"
+    if code == RUNQUEUE:
+        return "goblock: runqueue"
+    if code == GC_STW:
+        return "goblock: GC stop-the-world"
+    if code == GC_ASSIST:
+        return "goblock: GC mark assist"
+    if code == GRPC_FC:
+        return "goblock: gRPC flow control"
+    return "goblock: off-CPU"
+
+
+def episode_attributes(tl: ProcTimeline, seg: Seg) -> list[tuple[str, object]]:
+    """What an episode span carries: cause, category, duration, details (see README)."""
+    code, detail = seg[2], seg[3]
+    d = seg[1] - seg[0]
+    out: list[tuple[str, object]] = [
+        ("goblock.cause", cause_of(code, detail) or "unattributed"),
+        ("goblock.category", category(code, detail)),
+        ("goblock.duration.ms", d / 1e6),
+    ]
+    if seg[4]:
+        out.append((GOID_ATTR, seg[4]))
+    if seg[5]:
+        out.append(("goblock.thread.id", seg[5]))
+    if code == PARK:
+        out.append(("goblock.wait.reason", detail))
+        peer = episode_peer(tl, seg) if cause_of(code, detail) == "network" else None
+        if peer:
+            out.append(("goblock.peer.address", peer[1]))
+            out.append(("goblock.syscall.name", peer[0]))
+    elif code == SYSCALL:
+        name, target = detail
+        out.append(("goblock.syscall.name", name))
+        if target:
+            out.append(("goblock.fd.target", target))
+            cls = syscall_class(name, target)
+            if cls == "network" and peer_of(target):
+                out.append(("goblock.peer.address", peer_of(target)))
+            elif cls == "disk":
+                out.append(("goblock.file.path", target))
+    elif code == GC_STW and detail:
+        out.append(("goblock.gc.stw.reason", detail))
+    elif code == RUNQUEUE and detail:
+        out.append(("goblock.runqueue.after", detail))
+    elif code == GRPC_FC:
+        for k, v in detail.items():
+            if k != "type" and isinstance(v, str | int | float):
+                out.append((f"goblock.grpc.{k}", v))
+    out.append(("goblock.diagnosis", describe(tl, seg, fmt_ms(d))))
+    return out
+
+
+def new_span_id() -> bytes:
+    return _rand.getrandbits(64).to_bytes(8, "big") or b"\x00" * 7 + b"\x01"
+
+
+def fill_episode(span: Span, tl: ProcTimeline, seg: Seg) -> None:
+    span.name = episode_name(seg)
+    span.kind = Span.SPAN_KIND_INTERNAL
+    span.start_time_unix_nano = seg[0]
+    span.end_time_unix_nano = seg[1]
+    attrs = span.attributes
+    for k, v in episode_attributes(tl, seg):
+        put(attrs, k, v)
+
+
+class Joiner:
+    """Enriches spans of observed processes from the timelines."""
+
+    def __init__(self, timelines: Timelines, prefer: int, min_episode_ns: int, depth: int) -> None:
+        self.timelines = timelines
+        self.prefer = prefer
+        self.min_episode_ns = min_episode_ns
+        self.depth = depth
+
+    def enrich(self, span: Span, scope_spans: Any, tl: ProcTimeline) -> tuple[int, bool]:
+        """Edit `span`; returns (episode spans appended to `scope_spans`, joined to a
+        goroutine)."""
+        start, end = span.start_time_unix_nano, span.end_time_unix_nano
+        if end < start:
+            end = start
+        marker = tl.markers.get((span.trace_id.hex(), span.span_id.hex())) if tl.markers else None
+        has_attr = False
+        end_tid = 0
+        if marker is not None:
+            goid, end_tid = marker[0], marker[1]
+            join = "span_marker"
+        else:
+            goid = span_goroutine_attr(span)
+            has_attr = bool(goid)
+            join = "attribute" if goid else "process"
+        an = analyze(tl, goid, start, end, self.prefer, self.depth, end_tid)
+        bd = summarize(tl, an, start, end, bool(goid), self.min_episode_ns)
+        self._write(span, bd, goid, join, has_attr)
+        n = 0
+        if bd.episodes:
+            for seg in bd.episodes:
+                child = scope_spans.spans.add()
+                child.trace_id = span.trace_id
+                child.span_id = new_span_id()
+                child.parent_span_id = span.span_id
+                fill_episode(child, tl, seg)
+                n += 1
+        self._span_events(span, tl, an, start, end)
+        if goid:
+            done = tl.done
+            for g in an.goroutines:
+                if done.get(g, 0) < end:
+                    done[g] = end
+                tl.claims.append((start, end, g))
+        else:
+            tl.claims.append((start, end, 0))
+        return n, bool(goid)
+
+    @staticmethod
+    def _write(span: Span, bd: Breakdown, goid: int, join: str, has_attr: bool) -> None:
+        attrs = span.attributes
+        for cat, ns in bd.ns.items():
+            put(attrs, f"goblock.{cat}.ms", ns / 1e6)
+        put(attrs, "goblock.cause", bd.cause)
+        put(attrs, "goblock.diagnosis", bd.diagnosis)
+        put(attrs, "goblock.join", join)
+        if goid and not has_attr:
+            put(attrs, GOID_ATTR, goid)
+
+    def _span_events(
+        self, span: Span, tl: ProcTimeline, an: Analysis, start: int, end: int
+    ) -> None:
+        added = 0
+        tcp = self.timelines.tcp
+        if tcp and an.targets:
+            for target in an.targets:
+                key = conn_key(target)
+                for t, a in tcp.get(key, ()) if key else ():
+                    if start <= t <= end and a.get("type") != "probe" and added < MAX_SPAN_EVENTS:
+                        _add_event(span, t, f"tcp {a.get('type', '')}", "goblock.tcp.", a.items())
+                        added += 1
+        for t, g, kind, a in tl.instants:
+            if start <= t <= end and (g == 0 or g in an.goroutines) and added < MAX_SPAN_EVENTS:
+                _add_event(span, t, f"{kind} {a.get('type', '')}", f"goblock.{kind}.", a.items())
+                added += 1
+
+
+def _add_event(
+    span: Span, t: int, name: str, prefix: str, items: Iterable[tuple[str, Any]]
+) -> None:
+    ev = span.events.add()
+    ev.time_unix_nano = t
+    ev.name = name
+    for k, v in items:
+        if k != "type" and isinstance(v, str | int | float):
+            put(ev.attributes, prefix + k, v)

@@ -1,0 +1,363 @@
+"""Per-process timelines of goblock events, indexed by goroutine and by thread.
+
+Storage is compact on purpose (the join must keep up with ~500k events/s): one tuple
+`(start_ns, end_ns, code, detail, tid, src)` per interval, appended to a list per
+goroutine (events that know their goid) or per thread (kernel events with goid 0). Lists
+are sorted lazily, only when an out-of-order append happened and a query needs them.
+Bounds: events older than `retention` are expired; above `max_events` the oldest are
+dropped (the caller counts both). Span markers are kept once per (trace id, span id):
+the SDK's End can fire the uprobe twice for one span.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Iterable
+from operator import itemgetter
+from typing import Any
+
+from otel_goblock.processors.goblock.categories import (
+    GC_ASSIST,
+    GC_STW,
+    GRPC_FC,
+    OFFCPU,
+    PARK,
+    RUNQUEUE,
+    SYSCALL,
+    endpoint,
+)
+
+from otel_goblock.pdata import Event
+
+Rec = tuple[int, int, int, Any, int, int]  # start, end, code, detail, tid, src
+
+SOURCES = {"ebpf": 0, "gotrace": 1}
+OTHER_SOURCE = 2
+_START = itemgetter(0)
+# kinds whose source is arbitrated per process when both receivers see it
+_ARBITRATED = frozenset({PARK, GC_STW, GC_ASSIST})
+
+
+def _overlapping(recs: list[Rec], start: int, end: int) -> list[Rec]:
+    """Records of one sorted list overlapping [start, end].
+
+    One goroutine's (or thread's) intervals barely overlap each other, so the records
+    that began before `start` and still run are among the last few before it: scan back
+    until a few records in a row ended before `start`."""
+    hi = bisect_right(recs, end, key=_START)
+    lo = bisect_left(recs, start, 0, hi, key=_START)
+    out = recs[lo:hi]
+    j, misses = lo - 1, 0
+    while j >= 0 and misses < 4:
+        r = recs[j]
+        if r[1] > start:
+            out.append(r)
+        else:
+            misses += 1
+        j -= 1
+    return out
+
+
+class ProcTimeline:
+    """Everything observed about one process."""
+
+    __slots__ = (
+        "by_goid",
+        "by_tid",
+        "children",
+        "claims",
+        "done",
+        "exe",
+        "instants",
+        "judged_until",
+        "markers",
+        "park_sources",
+        "pid",
+        "stw",
+        "unsorted",
+    )
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.by_goid: dict[int, list[Rec]] = {}
+        self.by_tid: dict[int, list[Rec]] = {}
+        self.stw: list[Rec] = []
+        # (kind, key) of lists that got an out-of-order append
+        self.unsorted: set[tuple[int, int]] = set()
+        self.markers: dict[tuple[str, str], tuple[int, int, int]] = {}  # → goid, tid, t
+        self.children: dict[int, list[tuple[int, int]]] = {}  # parent → [(t, child)]
+        self.park_sources: set[int] = set()
+        self.done: dict[int, int] = {}  # goid → end of the last span joined on it
+        self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
+        self.exe: str | None = None
+        # (start, end, goid) windows that joined spans claimed (goid 0: the whole
+        # process, for stop-the-world), and how far unclaimed episodes were judged
+        self.claims: list[tuple[int, int, int]] = []
+        self.judged_until = 0
+
+    # -- queries -------------------------------------------------------------------
+
+    def _sorted(self, kind: int, key: int, recs: list[Rec]) -> list[Rec]:
+        if (kind, key) in self.unsorted:
+            recs.sort(key=_START)
+            self.unsorted.discard((kind, key))
+        return recs
+
+    def goroutine(self, goid: int, start: int, end: int, prefer: int) -> list[Rec]:
+        recs = self.by_goid.get(goid)
+        if not recs:
+            return []
+        out = _overlapping(self._sorted(0, goid, recs), start, end)
+        if len(self.park_sources) > 1:
+            out = [r for r in out if r[2] not in _ARBITRATED or r[5] == prefer]
+        return out
+
+    def thread(self, tid: int, start: int, end: int) -> list[Rec]:
+        recs = self.by_tid.get(tid)
+        if not recs:
+            return []
+        return _overlapping(self._sorted(1, tid, recs), start, end)
+
+    def stop_the_world(self, start: int, end: int, prefer: int) -> list[Rec]:
+        if not self.stw:
+            return []
+        out = _overlapping(self._sorted(2, 0, self.stw), start, end)
+        if len(self.park_sources) > 1:
+            out = [r for r in out if r[5] == prefer]
+        return out
+
+    def last_activity(self, goid: int, prefer: int) -> int:
+        """End of the goroutine's last observed interval (0 when none)."""
+        recs = self.by_goid.get(goid)
+        if not recs:
+            return 0
+        recs = self._sorted(0, goid, recs)
+        arb = len(self.park_sources) > 1
+        best = 0
+        for r in recs[-8:]:
+            if (not arb or r[2] not in _ARBITRATED or r[5] == prefer) and r[1] > best:
+                best = r[1]
+        return best
+
+    def syscall_before(self, goid: int, tid: int, t: int, window_ns: int) -> Rec | None:
+        """The goroutine's (else its thread's) last syscall that ended by `t`, within
+        `window_ns`: the read that returned EAGAIN before a netpoll park names the peer."""
+        for kind, key, store in ((0, goid, self.by_goid), (1, tid, self.by_tid)):
+            recs = store.get(key) if key else None
+            if not recs:
+                continue
+            recs = self._sorted(kind, key, recs)
+            j = bisect_right(recs, t, key=_START) - 1
+            while j >= 0:
+                r = recs[j]
+                if r[0] < t - window_ns:
+                    break
+                if r[2] == SYSCALL and r[3][1] and r[1] <= t + 1_000_000:
+                    return r
+                j -= 1
+        return None
+
+
+class Timelines:
+    """All processes' timelines plus the TCP events (indexed by connection, since the
+    kernel reports TCP events from whatever task is current, often not the app's)."""
+
+    def __init__(self, max_events: int) -> None:
+        self.procs: dict[int, ProcTimeline] = {}
+        self.tcp: dict[frozenset[str], list[tuple[int, dict[str, Any]]]] = {}
+        self.max_events = max_events
+        self.total = 0
+        # (latest end in an ingested batch, events stored from it): drop-oldest by batch
+        self._batches: deque[tuple[int, int]] = deque()
+
+    def observed(self, pid: int) -> bool:
+        return pid in self.procs
+
+    def proc(self, pid: int) -> ProcTimeline:
+        tl = self.procs.get(pid)
+        if tl is None:
+            tl = self.procs[pid] = ProcTimeline(pid)
+        return tl
+
+    def add(self, events: Iterable[Event]) -> int:
+        """Store events; returns how many arrived too late for a span already emitted."""
+        procs = self.procs
+        late = stored = 0
+        latest = 0
+        for e in events:
+            kind = e.kind
+            start, end = e.start_ns, e.end_ns
+            if end > latest:
+                latest = end
+            if kind == "tcp":
+                a = e.attrs
+                key = frozenset(
+                    (endpoint(a.get("saddr", ""), a.get("sport", 0)),
+                     endpoint(a.get("daddr", ""), a.get("dport", 0)))
+                )
+                lst = self.tcp.get(key)
+                if lst is None:
+                    lst = self.tcp[key] = []
+                lst.append((start, a))
+                stored += 1
+                continue
+            pid = e.pid
+            tl = procs.get(pid)
+            if tl is None:
+                tl = procs[pid] = ProcTimeline(pid)
+            goid = e.goid
+            src = SOURCES.get(e.source, OTHER_SOURCE)
+            if kind == "park":
+                rec: Rec = (start, end, PARK, e.attrs.get("reason") or "unknown", e.tid, src)
+                tl.park_sources.add(src)
+            elif kind == "syscall":
+                a = e.attrs
+                rec = (start, end, SYSCALL,
+                       (a.get("name") or f"syscall_{a.get('nr', '?')}", a.get("fd_target") or ""),
+                       e.tid, src)
+            elif kind == "offcpu":
+                if e.attrs.get("state") == "preempted":
+                    rec = (start, end, RUNQUEUE, "preempted", e.tid, src)
+                else:
+                    rec = (start, end, OFFCPU, e.attrs.get("state", "blocked"), e.tid, src)
+            elif kind == "runqueue":
+                rec = (start, end, RUNQUEUE, e.attrs.get("after", ""), e.tid, src)
+            elif kind == "gc_assist":
+                rec = (start, end, GC_ASSIST, None, e.tid, src)
+                tl.park_sources.add(src)
+            elif kind == "gc_stw":
+                tl.park_sources.add(src)
+                stw = tl.stw
+                if stw and stw[-1][0] > start:
+                    tl.unsorted.add((2, 0))
+                stw.append((start, end, GC_STW, e.attrs.get("reason") or "", e.tid, src))
+                stored += 1
+                continue
+            elif kind == "span_marker":
+                a = e.attrs
+                key = (str(a.get("trace_id", "")).lower(), str(a.get("span_id", "")).lower())
+                if key not in tl.markers:
+                    tl.markers[key] = (goid, e.tid, start)
+                    stored += 1
+                continue
+            elif kind == "lineage":
+                a = e.attrs
+                parent = int(a.get("parent_goid") or 0)
+                child = int(a.get("child_goid") or 0)
+                if parent and child:
+                    kids = tl.children.get(parent)
+                    if kids is None:
+                        kids = tl.children[parent] = []
+                    kids.append((start, child))
+                    stored += 1
+                continue
+            elif kind == "grpc":
+                if e.attrs.get("type") == "flow_control_wait" and end > start and goid:
+                    rec = (start, end, GRPC_FC, e.attrs, e.tid, src)
+                else:
+                    tl.instants.append((start, goid, "grpc", e.attrs))
+                    stored += 1
+                    continue
+            else:
+                continue  # unknown kinds are ignored (a newer receiver than this processor)
+            if goid:
+                done = tl.done
+                if done and start < done.get(goid, 0):
+                    late += 1
+                lst = tl.by_goid.get(goid)
+                if lst is None:
+                    lst = tl.by_goid[goid] = []
+                elif lst[-1][0] > start:
+                    tl.unsorted.add((0, goid))
+            else:
+                tid = e.tid
+                lst = tl.by_tid.get(tid)
+                if lst is None:
+                    lst = tl.by_tid[tid] = []
+                elif lst[-1][0] > start:
+                    tl.unsorted.add((1, tid))
+            lst.append(rec)
+            stored += 1
+        if stored:
+            self.total += stored
+            self._batches.append((latest, stored))
+        return late
+
+    def over_limit(self) -> bool:
+        return self.total > self.max_events
+
+    def drop_oldest(self) -> int:
+        """Drop the oldest events until at most 90% of max_events remain (hysteresis,
+        so a full timeline does not prune on every batch); returns how many went."""
+        target = int(self.max_events * 0.9)
+        dropped = 0
+        while self.total > target and self._batches:
+            excess = self.total - target
+            cutoff, n = 0, 0
+            while self._batches and n < excess:
+                t, k = self._batches.popleft()
+                n += k
+                cutoff = max(cutoff, t)
+            dropped += self.expire(cutoff + 1)
+        return dropped
+
+    def expire(self, cutoff: int) -> int:
+        """Remove every event that ended before `cutoff` (ns); returns how many."""
+        removed = 0
+        while self._batches and self._batches[0][0] < cutoff:
+            self._batches.popleft()
+        for key in list(self.tcp):
+            lst = self.tcp[key]
+            if lst and lst[-1][0] < cutoff:
+                removed += len(lst)
+                del self.tcp[key]
+            elif lst and lst[0][0] < cutoff:
+                keep = [x for x in lst if x[0] >= cutoff]
+                removed += len(lst) - len(keep)
+                self.tcp[key] = keep
+        for tl in self.procs.values():
+            for kind, store in ((0, tl.by_goid), (1, tl.by_tid)):
+                for key in list(store):
+                    n, lst = _expire_list(tl._sorted(kind, key, store[key]), cutoff)
+                    removed += n
+                    if lst:
+                        store[key] = lst
+                    else:
+                        del store[key]
+            n, tl.stw = _expire_list(tl._sorted(2, 0, tl.stw), cutoff)
+            removed += n
+            markers = tl.markers
+            while markers:
+                k = next(iter(markers))
+                if markers[k][2] >= cutoff:
+                    break
+                del markers[k]
+                removed += 1
+            for parent in list(tl.children):
+                kids = tl.children[parent]
+                keep_kids = [x for x in kids if x[0] >= cutoff]
+                removed += len(kids) - len(keep_kids)
+                if keep_kids:
+                    tl.children[parent] = keep_kids
+                else:
+                    del tl.children[parent]
+            if tl.instants and tl.instants[0][0] < cutoff:
+                keep_i = [x for x in tl.instants if x[0] >= cutoff]
+                removed += len(tl.instants) - len(keep_i)
+                tl.instants = keep_i
+            if tl.claims and tl.claims[0][1] < cutoff:
+                tl.claims = [c for c in tl.claims if c[1] >= cutoff]
+            if tl.done:
+                tl.done = {g: t for g, t in tl.done.items() if t >= cutoff}
+        self.total = max(0, self.total - removed)
+        return removed
+
+
+def _expire_list(recs: list[Rec], cutoff: int) -> tuple[int, list[Rec]]:
+    i = bisect_left(recs, cutoff, key=_START)
+    if i == 0:
+        return 0, recs
+    head = [r for r in recs[:i] if r[1] >= cutoff]
+    return i - len(head), head + recs[i:]
+
