@@ -33,9 +33,14 @@ BPF = Path(__file__).resolve().parents[2] / "bpf"
 MS = 40
 
 
-@pytest.fixture(scope="module")
-def parker() -> Path:
-    return go_build(FIXTURES, "./parker", "parker")
+# the machine's Go and the one other toolchain the module proxy serves here; 1.27 is
+# newer than any offset table, so it proves the DWARF path
+TOOLCHAINS = ["", "go1.27.3"]
+
+
+@pytest.fixture(scope="module", params=TOOLCHAINS, ids=["go-local", "go1.27.3"])
+def parker(request: pytest.FixtureRequest) -> Path:
+    return go_build(FIXTURES, "./parker", f"parker{request.param}", toolchain=request.param)
 
 
 @pytest.fixture(scope="module")
