@@ -69,11 +69,6 @@ class Config:
                 problems.append(
                     f'endpoint: expected host:port like "otelcol:4317", got {self.endpoint!r}'
                 )
-        if self.tls.insecure_skip_verify and not self.tls.insecure:
-            problems.append(
-                "tls.insecure_skip_verify: not supported by otlp_grpc (grpcio cannot skip "
-                "certificate verification); set tls.ca_file to the server's CA"
-            )
         return problems
 
     @property

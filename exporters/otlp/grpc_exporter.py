@@ -7,13 +7,16 @@ a copy instead of a re-encode. Gzip is grpc's own (C core) message compression.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import grpc
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from otel_goblock.exporters.otlp.config import Config, grpc_target
-from otel_goblock.exporters.otlp.tls import grpc_credentials
+from otel_goblock.exporters.otlp.tls import fetch_pinned, grpc_credentials
 
 from otel_goblock import __version__
 from otel_goblock.component import Component, CreateSettings, Host
@@ -33,6 +36,8 @@ class OTLPGrpcExporter(Component):
         self._cfg = config
         self._log = settings.logger
         self._channel: grpc.aio.Channel | None = None
+        self._pin_lock = asyncio.Lock()
+        self._pinning = config.tls.insecure_skip_verify and not config.insecure
         self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
         self._helper = ExporterHelper(
             settings,
@@ -46,18 +51,28 @@ class OTLPGrpcExporter(Component):
 
     async def start(self, host: Host) -> None:
         cfg = self._cfg
+        if cfg.insecure:
+            self._open(None, [])
+        elif not self._pinning:
+            self._open(grpc_credentials(cfg.tls), [])
+        # insecure_skip_verify: the channel is built on first use, once the server's
+        # certificate could be read (the server may not be up yet)
+        await self._helper.start()
+
+    def _open(self, creds: grpc.ChannelCredentials | None, extra: list[tuple[str, object]]) -> None:
+        cfg = self._cfg
         target = grpc_target(cfg.endpoint)
         options: list[tuple[str, object]] = [
             ("grpc.primary_user_agent", f"otel-goblock/{__version__}"),
             ("grpc.max_send_message_length", -1),
+            *extra,
         ]
         if cfg.tls.server_name_override:
             options.append(("grpc.ssl_target_name_override", cfg.tls.server_name_override))
         compression = grpc.Compression.Gzip if cfg.compression == "gzip" else None
-        if cfg.insecure:
+        if creds is None:
             self._channel = grpc.aio.insecure_channel(target, options, compression)
         else:
-            creds = grpc_credentials(cfg.tls)
             self._channel = grpc.aio.secure_channel(target, creds, options, compression)
         self._export_traces = self._channel.unary_unary(
             TRACES_METHOD,
@@ -69,7 +84,41 @@ class OTLPGrpcExporter(Component):
             request_serializer=_identity,
             response_deserializer=ExportMetricsServiceResponse.FromString,
         )
-        await self._helper.start()
+
+    async def _ready(self) -> None:
+        """insecure_skip_verify: pin the certificate the server presents now."""
+        if self._channel is not None or not self._pinning:
+            return
+        async with self._pin_lock:
+            if self._channel is not None:
+                return
+            target = grpc_target(self._cfg.endpoint).removeprefix("dns:///")
+            host, _, port = target.rpartition(":")
+            tls = self._cfg.tls
+            pem, name = await asyncio.to_thread(
+                fetch_pinned, host.strip("[]"), int(port), tls, float(self._cfg.timeout)
+            )
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=pem,
+                private_key=Path(tls.key_file).read_bytes() if tls.key_file else None,
+                certificate_chain=Path(tls.cert_file).read_bytes() if tls.cert_file else None,
+            )
+            extra: list[tuple[str, object]] = []
+            if not tls.server_name_override:
+                extra.append(("grpc.ssl_target_name_override", name))
+            self._open(creds, extra)
+            self._log.warning(
+                "tls.insecure_skip_verify: trusting the certificate %s presented (name %r) "
+                "without verification",
+                target,
+                name,
+            )
+
+    async def _unpin(self) -> None:
+        """The pinned server went away: read its certificate again on the next attempt."""
+        if self._pinning and self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close(grace=1.0)
 
     async def shutdown(self) -> None:
         try:
@@ -86,11 +135,14 @@ class OTLPGrpcExporter(Component):
         await self._helper.consume_metrics(data)
 
     async def _send_traces(self, data: Traces, timeout_s: float) -> int:
+        await self._ready()
         try:
             resp = await self._export_traces(
                 data.serialized(), timeout=timeout_s, metadata=self._metadata
             )
         except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                await self._unpin()
             raise from_grpc(e) from None
         ps = resp.partial_success
         if ps.rejected_spans or ps.error_message:
@@ -100,11 +152,14 @@ class OTLPGrpcExporter(Component):
         return ps.rejected_spans
 
     async def _send_metrics(self, data: Metrics, timeout_s: float) -> int:
+        await self._ready()
         try:
             resp = await self._export_metrics(
                 data.serialized(), timeout=timeout_s, metadata=self._metadata
             )
         except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                await self._unpin()
             raise from_grpc(e) from None
         ps = resp.partial_success
         if ps.rejected_data_points or ps.error_message:

@@ -57,11 +57,6 @@ def test_factory_names() -> None:
     assert (FACTORY_HTTP.type, FACTORY_HTTP.aliases) == ("otlp_http", ("otlphttp",))
 
 
-def test_grpc_insecure_skip_verify_is_refused_with_reason() -> None:
-    with pytest.raises(ConfigError, match="grpcio cannot skip"):
-        decode(GrpcConfig, {"endpoint": "a:1", "tls": {"insecure_skip_verify": True}}, "e")
-
-
 def test_http_url_composition() -> None:
     cfg = decode(HTTPConfig, {"endpoint": "https://h:4318/otlp"})
     assert cfg.signal_url("traces") == "https://h:4318/otlp/v1/traces"

@@ -199,6 +199,38 @@ async def test_tls_server_not_trusted_without_ca(tmp_path) -> None:  # type: ign
         await sink.stop()
 
 
+async def test_insecure_skip_verify_pins_the_presented_certificate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    certs = make_certs(tmp_path)
+    tls = (certs["server_key"].read_bytes(), certs["server_cert"].read_bytes(), None)
+    port = free_port()
+    cfg = decode(
+        Config,
+        {
+            "endpoint": f"127.0.0.1:{port}",
+            "tls": {"insecure_skip_verify": True},  # no ca_file: the CA is unknown
+            "retry_on_failure": FAST_RETRY,
+        },
+    )
+    exp = await started(Telemetry(), cfg)
+    await exp.consume_traces(traces(3))  # the server is not up yet: retried
+    await asyncio.sleep(0.2)
+    sink = await GrpcSink(port=port, tls=tls).start()
+    try:
+        await wait_until(lambda: len(sink.traces) == 1)
+        # a restarted server with a new certificate is pinned again
+        await sink.stop()
+        certs2 = make_certs(
+            tmp_path / "again" if (tmp_path / "again").mkdir() is None else tmp_path
+        )
+        tls2 = (certs2["server_key"].read_bytes(), certs2["server_cert"].read_bytes(), None)
+        sink = await GrpcSink(port=port, tls=tls2).start()
+        await exp.consume_traces(traces(2))
+        await wait_until(lambda: len(sink.traces) == 1)
+        await exp.shutdown()
+    finally:
+        await sink.stop()
+
+
 @pytest.mark.parametrize(
     "code",
     [
