@@ -17,6 +17,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -95,8 +96,17 @@ func main() {
 			"grpc": gd.addr(), "backend": backend.addr(),
 		})
 	})
-	root.Handle("/", otelhttp.NewHandler(scenarios, "demo-service"))
-	srv := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
+	// Dispatch by hand rather than mounting the traced handler at "/" of root: a mux would
+	// set r.Pattern to "/" before otelhttp sees the request, and http.route would read "/".
+	traced := otelhttp.NewHandler(scenarios, "demo-service")
+	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+			root.ServeHTTP(w, r)
+			return
+		}
+		traced.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: top, ReadHeaderTimeout: 10 * time.Second}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -58,15 +60,34 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 	return v, nil
 }
 
-// scenario adapts a handler that returns (result, error) and times it.
+// expectedCause is the goblock.cause each scenario injects (DESIGN §3 vocabulary;
+// "none" for the control). It is recorded on the server span as demo.expected_cause so
+// a test can compare otel-goblock's diagnosis with the truth without a table of its own.
+var expectedCause = map[string]string{
+	"sleep": "sleep", "mutex": "lock", "chan": "channel", "select": "channel",
+	"net": "network", "downstream": "network", "fsync": "disk", "syscall": "syscall",
+	"cpu": "runqueue", "gc": "gc_assist", "fanout": "network",
+	"grpc/unary": "none", "grpc/flow": "grpc_flow_control", "grpc/keepalive": "grpc_keepalive",
+}
+
+// scenario adapts a handler that returns (result, error), times it, and labels the
+// otelhttp server span with the route and the scenario's ground truth.
 func scenario(name string, f func(r *http.Request) (result, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		_, route, _ := strings.Cut(r.Pattern, " ")
+		trace.SpanFromContext(r.Context()).SetAttributes(
+			attribute.String("http.route", route),
+			attribute.String("demo.scenario", name),
+			attribute.String("demo.expected_cause", expectedCause[name]),
+		)
 		start := time.Now()
 		res, err := f(r)
 		if res == nil {
 			res = result{}
 		}
 		res["scenario"] = name
+		res["expected_cause"] = expectedCause[name]
+		res["trace_id"] = trace.SpanContextFromContext(r.Context()).TraceID().String()
 		res["elapsed_ms"] = msSince(start)
 		if err != nil {
 			res["error"] = err.Error()
@@ -351,6 +372,12 @@ var gcSamples = []metrics.Sample{
 	{Name: "/cpu/classes/gc/pause:cpu-seconds"},
 }
 
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
 func readGC() (cycles uint64, assist, pause float64) {
 	s := make([]metrics.Sample, len(gcSamples))
 	copy(s, gcSamples)
@@ -359,7 +386,8 @@ func readGC() (cycles uint64, assist, pause float64) {
 }
 
 // /gc?ms=N&size=B&gogc=G — with GOGC lowered to G (default 10) for the request, allocate
-// short-lived pointer slices of B bytes (default 32 KiB) for about ms over a ~64 MiB live
+// short-lived pointer slices of B bytes (default 32 KiB) for about ms (and at least one
+// full GC cycle) over a ~64 MiB live
 // heap: GC cycles run back to back and the allocating goroutine spends most of its time in
 // mark assists [gc_assist, or gc_stw]. The response carries the runtime's own counters
 // (process-wide), so a test can see how much assist really happened.
@@ -384,7 +412,10 @@ func (a *app) gc(r *http.Request) (result, error) {
 	// to the allocating goroutine as assist credit.
 	keep := make([][]*node, 256)
 	allocs := 0
-	for allocs == 0 || time.Now().Before(deadline) {
+	// Run for ms and until at least one GC cycle has completed (bounded): on a busy host the
+	// handler may get too little CPU in ms to reach the next GC trigger.
+	wallCap := time.Now().Add(10*time.Duration(ms)*time.Millisecond + 10*time.Second)
+	for allocs == 0 || time.Now().Before(deadline) || (gcCycles() == c0 && time.Now().Before(wallCap)) {
 		for i := 0; i < 16; i++ {
 			keep[(allocs+i)%len(keep)] = make([]*node, size/8)
 		}
