@@ -189,9 +189,7 @@ def _goroutine_segs(
             result.append((seg[0], a, seg[2], seg[3], seg[4], seg[5]))
         out.waited_on[best] = seg[3]
         child_stw = [r for r in stw if r[0] < seg[1] and r[1] > a]
-        result.extend(
-            _goroutine_segs(tl, best, a, seg[1], prefer, depth - 1, 0, child_stw, out)
-        )
+        result.extend(_goroutine_segs(tl, best, a, seg[1], prefer, depth - 1, 0, child_stw, out))
     return result
 
 
@@ -276,7 +274,7 @@ def summarize(
             if d >= min_episode_ns:
                 episodes.append(seg)
             if c is not None:
-                k = (code, detail, seg[4])
+                k = (code, id(detail) if isinstance(detail, dict) else detail, seg[4])
                 total = stretch[k] = stretch.get(k, 0) + d
                 if c not in biggest or total > biggest[c][0]:
                     biggest[c] = (total, seg)

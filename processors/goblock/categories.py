@@ -75,9 +75,23 @@ DISK_SYSCALLS = frozenset(
 )
 NETWORK_SYSCALLS = frozenset(
     {
-        "connect", "accept", "accept4", "sendto", "recvfrom", "sendmsg", "recvmsg",
-        "sendmmsg", "recvmmsg", "epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll",
-        "select", "pselect6", "shutdown",
+        "connect",
+        "accept",
+        "accept4",
+        "sendto",
+        "recvfrom",
+        "sendmsg",
+        "recvmsg",
+        "sendmmsg",
+        "recvmmsg",
+        "epoll_wait",
+        "epoll_pwait",
+        "epoll_pwait2",
+        "poll",
+        "ppoll",
+        "select",
+        "pselect6",
+        "shutdown",
     }
 )
 

@@ -61,7 +61,5 @@ class Config:
                 f'got "{self.unjoined_after}"'
             )
         if not 0 <= self.critical_path_depth <= 10:
-            problems.append(
-                f"critical_path_depth: expected 0..10, got {self.critical_path_depth}"
-            )
+            problems.append(f"critical_path_depth: expected 0..10, got {self.critical_path_depth}")
         return problems

@@ -17,7 +17,7 @@ _SOCKET_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 
 
 def parse_peer(peer: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int] | None:
-    """"127.0.0.1:5000", "[::1]:5000", gRPC's "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000"."""
+    """ "127.0.0.1:5000", "[::1]:5000", gRPC's "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000"."""
     text = peer.strip()
     for prefix in ("ipv4:", "ipv6:"):
         if text.startswith(prefix):

@@ -193,8 +193,10 @@ class Timelines:
             if kind == "tcp":
                 a = e.attrs
                 key = frozenset(
-                    (endpoint(a.get("saddr", ""), a.get("sport", 0)),
-                     endpoint(a.get("daddr", ""), a.get("dport", 0)))
+                    (
+                        endpoint(a.get("saddr", ""), a.get("sport", 0)),
+                        endpoint(a.get("daddr", ""), a.get("dport", 0)),
+                    )
                 )
                 lst = self.tcp.get(key)
                 if lst is None:
@@ -213,9 +215,14 @@ class Timelines:
                 tl.park_sources.add(src)
             elif kind == "syscall":
                 a = e.attrs
-                rec = (start, end, SYSCALL,
-                       (a.get("name") or f"syscall_{a.get('nr', '?')}", a.get("fd_target") or ""),
-                       e.tid, src)
+                rec = (
+                    start,
+                    end,
+                    SYSCALL,
+                    (a.get("name") or f"syscall_{a.get('nr', '?')}", a.get("fd_target") or ""),
+                    e.tid,
+                    src,
+                )
             elif kind == "offcpu":
                 if e.attrs.get("state") == "preempted":
                     rec = (start, end, RUNQUEUE, "preempted", e.tid, src)
@@ -360,4 +367,3 @@ def _expire_list(recs: list[Rec], cutoff: int) -> tuple[int, list[Rec]]:
         return 0, recs
     head = [r for r in recs[:i] if r[1] >= cutoff]
     return i - len(head), head + recs[i:]
-

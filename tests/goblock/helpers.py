@@ -9,12 +9,12 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from otel_goblock.processors.goblock.config import Config
+from otel_goblock.processors.goblock.processor import GoblockProcessor
 
 from otel_goblock.component import ComponentID, CreateSettings
 from otel_goblock.config import decode
 from otel_goblock.pdata import Event, Traces
-from otel_goblock.processors.goblock.config import Config
-from otel_goblock.processors.goblock.processor import GoblockProcessor
 from otel_goblock.telemetry import Telemetry
 
 MS = 1_000_000
@@ -82,16 +82,8 @@ def ev(
 
 
 def marker(n: int, at_ms: float, goid: int, tid: int = 0, pid: int = PID, **kw: Any) -> Event:
-    return ev(
-        "span_marker",
-        at_ms,
-        goid=goid,
-        tid=tid,
-        pid=pid,
-        trace_id=trace_id(n).hex(),
-        span_id=span_id(n).hex(),
-        **kw,
-    )
+    ids = {"trace_id": trace_id(n).hex(), "span_id": span_id(n).hex(), **kw}
+    return ev("span_marker", at_ms, goid=goid, tid=tid, pid=pid, **ids)
 
 
 class Sink:
@@ -139,12 +131,12 @@ def attrs_of(span: Span) -> dict[str, Any]:
 
 def categories_ms(span: Span) -> dict[str, float]:
     """The summing categories: every goblock.<category>.ms attribute."""
-    return {k: v for k, v in attrs_of(span).items() if k.startswith("goblock.") and k.endswith(".ms")}
+    return {
+        k: v for k, v in attrs_of(span).items() if k.startswith("goblock.") and k.endswith(".ms")
+    }
 
 
-async def run(
-    proc: GoblockProcessor, events: list[Event], req: ExportTraceServiceRequest
-) -> None:
+async def run(proc: GoblockProcessor, events: list[Event], req: ExportTraceServiceRequest) -> None:
     await proc.start(None)  # type: ignore[arg-type]
     await proc.consume_traces(Traces(raw=b"", span_count=0, events=events))
     await proc.consume_traces(Traces(raw=req.SerializeToString()))

@@ -1,0 +1,270 @@
+"""The processor as a pipeline stage: pass-through, holding for join_delay, flushing on
+shutdown, bounds of the timelines, late events, unjoined episodes, config."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otel_goblock.processors.goblock.config import Config
+from otel_goblock.processors.goblock.routing import resource_spans_ranges
+
+from otel_goblock.component import default_registry
+from otel_goblock.config import decode
+from otel_goblock.config.decode import ConfigError
+from otel_goblock.pdata import RequestInfo, Traces
+
+from .helpers import MS, PID, T0, app_span, attrs_of, ev, make, marker, request, run
+
+
+def events_only(events: list) -> Traces:
+    return Traces(raw=b"", span_count=0, events=events)
+
+
+async def test_spans_of_unobserved_processes_pass_through_byte_identical() -> None:
+    proc, sink, tel = make({"join_delay": "10s"})
+    await proc.start(None)  # type: ignore[arg-type]
+    # nothing observed yet: the very object goes on
+    first = Traces(raw=request([(1, 0, 10)], pid=999).SerializeToString())
+    await proc.consume_traces(first)
+    assert sink.got[-1] is first
+    # another process is observed: still untouched, and not held for join_delay
+    await proc.consume_traces(events_only([ev("park", 0, 5, goid=1, reason="sleep")]))
+    raw = request([(2, 0, 10), (3, 5, 20)], pid=999).SerializeToString()
+    second = Traces(raw=raw, span_count=2)
+    await proc.consume_traces(second)
+    assert sink.got[-1] is second and sink.got[-1].serialized() == raw
+    # a resource without process.pid and no resolvable peer: passes too
+    third = Traces(
+        raw=request([(4, 0, 10)], pid=None).SerializeToString(),
+        info=RequestInfo(transport="grpc", peer="192.0.2.1:5555"),
+    )
+    await proc.consume_traces(third)
+    assert sink.got[-1] is third
+    assert tel.total("goblock_spans_passed_through") == 4
+    await proc.shutdown()
+
+
+async def test_a_mixed_request_is_split_without_touching_the_unobserved_bytes() -> None:
+    proc, sink, _ = make({"join_delay": "10s"})
+    await proc.start(None)  # type: ignore[arg-type]
+    await proc.consume_traces(events_only([marker(1, 10, 5)]))
+    mine = request([(1, 0, 10)])
+    other = request([(2, 0, 10), (3, 0, 10)], pid=31337, service="other")
+    both = mine.SerializeToString() + other.SerializeToString()  # concatenation = merge
+    await proc.consume_traces(Traces(raw=both))
+    assert len(sink.got) == 1  # the unobserved part left at once
+    assert sink.got[0].serialized() == other.SerializeToString()
+    assert sink.got[0].span_count == 2
+    assert proc.held_spans == 1
+    await proc.shutdown()  # flushes the held part at once
+    assert attrs_of(app_span(sink, 1))["goblock.goroutine.id"] == 5
+
+
+async def test_parsed_messages_are_copied_before_editing() -> None:
+    """A Traces handed to several pipelines is shared: the processor edits its own copy."""
+    proc, _sink, _ = make()
+    msg = request([(1, 0, 10)])
+    before = msg.SerializeToString()
+    data = Traces(message=msg)
+    await run(proc, [marker(1, 10, 5)], msg)
+    await proc.consume_traces(data)
+    assert msg.SerializeToString() == before
+
+
+async def test_spans_wait_join_delay_for_late_events_then_leave() -> None:
+    proc, sink, _ = make({"join_delay": "300ms"})
+    await proc.start(None)  # type: ignore[arg-type]
+    await proc.consume_traces(events_only([ev("offcpu", 0, 1, goid=1, tid=1)]))  # observed
+    await proc.consume_traces(Traces(raw=request([(1, 0, 100)]).SerializeToString()))
+    assert sink.got == [] and proc.held_spans == 1
+    await asyncio.sleep(0.1)
+    # events arriving after the span, within join_delay, still count
+    await proc.consume_traces(
+        events_only([ev("park", 10, 90, goid=3, reason="sleep"), marker(1, 100, 3)])
+    )
+    t0 = time.monotonic()
+    while not sink.got and time.monotonic() - t0 < 3:
+        await asyncio.sleep(0.02)
+    assert sink.got, "the held span never left"
+    a = attrs_of(app_span(sink, 1))
+    assert a["goblock.cause"] == "sleep"
+    await proc.shutdown()
+
+
+async def test_shutdown_flushes_held_spans_immediately() -> None:
+    proc, sink, _ = make({"join_delay": "20s"})
+    await proc.start(None)  # type: ignore[arg-type]
+    await proc.consume_traces(events_only([marker(1, 100, 3)]))
+    await proc.consume_traces(Traces(raw=request([(1, 0, 100)]).SerializeToString()))
+    t0 = time.monotonic()
+    await proc.shutdown()
+    assert time.monotonic() - t0 < 1.0
+    assert attrs_of(app_span(sink, 1))["goblock.join"] == "span_marker"
+
+
+async def test_events_after_the_span_left_are_counted_as_late() -> None:
+    proc, _sink, tel = make()
+    await run(proc, [marker(1, 100, 3)], request([(1, 0, 100)]))
+    await proc.consume_traces(events_only([ev("park", 50, 60, goid=3, reason="sleep")]))
+    await proc.consume_traces(events_only([ev("park", 150, 160, goid=3, reason="sleep")]))
+    assert tel.total("goblock_events_dropped", reason="late") == 1
+
+
+async def test_max_events_drops_the_oldest_and_counts() -> None:
+    proc, _sink, tel = make({"max_events": 100})
+    for batch in range(5):
+        await proc.consume_traces(
+            events_only(
+                [
+                    ev("park", batch * 50 + i, batch * 50 + i + 0.5, goid=1, reason="sleep")
+                    for i in range(40)
+                ]
+            )
+        )
+    assert proc.timelines.total <= 100
+    dropped = tel.total("goblock_events_dropped", reason="max_events")
+    assert dropped > 0 and dropped + proc.timelines.total == 200
+    kept = proc.timelines.procs[PID].by_goid[1]
+    # whole oldest batches went first: what is kept is the newest, in order
+    assert len(kept) == proc.timelines.total
+    assert kept[-1][0] == T0 + int(4 * 50 * MS + 39 * MS)
+    assert min(r[0] for r in kept) == T0 + (5 - len(kept) // 40) * 50 * MS
+
+
+async def test_retention_expires_old_events() -> None:
+    proc, _sink, tel = make({"retention": "1s", "unjoined_after": "500ms"})
+    now = time.time_ns()
+    old = ev("park", 0, 1, goid=1, reason="sleep")
+    old.start_ns, old.end_ns = now - 5_000 * MS, now - 4_999 * MS
+    new = ev("park", 0, 1, goid=1, reason="sleep")
+    new.start_ns, new.end_ns = now - 10 * MS, now - 5 * MS
+    await proc.consume_traces(events_only([old, new]))
+    await proc._housekeeping()
+    assert tel.total("goblock_events_expired") == 1
+    assert proc.timelines.procs[PID].by_goid[1] == [(new.start_ns, new.end_ns, 2, "sleep", 0, 0)]
+
+
+def _aged(events: list, seconds: float) -> list:
+    shift = time.time_ns() - int(seconds * 1e9) - events[0].start_ns
+    for e in events:
+        e.start_ns += shift
+        e.end_ns += shift
+    return events
+
+
+async def test_unjoined_episodes_are_counted_and_dropped_by_default() -> None:
+    proc, sink, tel = make({"unjoined_after": "1s"})
+    await proc.start(None)  # type: ignore[arg-type]
+    await proc.consume_traces(
+        events_only(
+            _aged(
+                [
+                    ev("park", 0, 50, goid=9, reason="sync.Mutex.Lock"),
+                    ev(
+                        "park", 0, 50, goid=10, reason="GC worker (idle)"
+                    ),  # runtime idling: not a wait
+                ],
+                5,
+            )
+        )
+    )
+    await proc._housekeeping()
+    assert tel.total("goblock_episodes_unjoined", action="drop") == 1
+    assert sink.got == []
+    await proc.shutdown()
+
+
+async def test_unjoined_emit_makes_root_spans_with_the_process_as_resource() -> None:
+    pid = os.getpid()  # a real process, so /proc/<pid>/exe names it
+    proc, sink, tel = make({"unjoined": "emit", "unjoined_after": "1s"})
+    await proc.start(None)  # type: ignore[arg-type]
+    evs = _aged(
+        [
+            ev("park", 0, 50, goid=9, pid=pid, reason="sync.Mutex.Lock"),
+            ev("syscall", 60, 80, goid=9, pid=pid, name="fsync", fd_target="/var/db/wal"),
+            ev("park", 100, 150, goid=12, pid=pid, reason="chan send"),
+        ],
+        5,
+    )
+    claimed_marker = marker(7, 0, 12, pid=pid, trace_id="aa" * 16, span_id="bb" * 8)
+    claimed_marker.start_ns = claimed_marker.end_ns = evs[2].end_ns
+    await proc.consume_traces(events_only([*evs, claimed_marker]))
+    # a span claims goroutine 12's wait: only goroutine 9's two episodes are unjoined
+    req = request([(7, 0, 0)], pid=pid)
+    s = req.resource_spans[0].scope_spans[0].spans[0]
+    s.trace_id, s.span_id = bytes.fromhex("aa" * 16), bytes.fromhex("bb" * 8)
+    s.start_time_unix_nano, s.end_time_unix_nano = evs[2].start_ns - MS, evs[2].end_ns
+    await proc.consume_traces(Traces(raw=req.SerializeToString()))
+    await proc._housekeeping()
+    await proc.shutdown()
+    assert tel.total("goblock_episodes_unjoined", action="emit") == 2
+    emitted = [t for t in sink.got if t.info.transport == "goblock"]
+    assert len(emitted) == 1
+    rs = emitted[0].message().resource_spans[0]
+    res = {kv.key: kv.value for kv in rs.resource.attributes}
+    exe = os.readlink(f"/proc/{pid}/exe")
+    assert res["process.pid"].int_value == pid
+    assert res["process.executable.path"].string_value == exe
+    assert res["service.name"].string_value == os.path.basename(exe)
+    spans = list(rs.scope_spans[0].spans)
+    assert sorted(s.name for s in spans) == ["goblock: sync.Mutex.Lock", "goblock: syscall fsync"]
+    assert all(s.parent_span_id == b"" for s in spans)
+    assert len({s.trace_id for s in spans}) == 2  # each its own trace
+    fs = next(s for s in spans if "fsync" in s.name)
+    assert attrs_of(fs)["goblock.file.path"] == "/var/db/wal"
+    assert attrs_of(fs)["goblock.cause"] == "disk"
+
+
+async def test_unjoined_service_name_from_config() -> None:
+    proc, sink, _ = make(
+        {"unjoined": "emit", "unjoined_after": "1s", "service_names": {"4242": "payments"}}
+    )
+    await proc.consume_traces(events_only(_aged([ev("park", 0, 50, goid=9, reason="sleep")], 5)))
+    await proc._housekeeping()
+    res = {kv.key: kv.value for kv in sink.got[0].message().resource_spans[0].resource.attributes}
+    assert res["service.name"].string_value == "payments"
+
+
+async def test_events_are_consumed_not_forwarded() -> None:
+    proc, sink, _ = make()
+    data = Traces(
+        raw=request([(1, 0, 10)], pid=77).SerializeToString(),
+        events=[ev("park", 0, 5, goid=1, reason="sleep")],
+    )
+    await proc.consume_traces(data)
+    assert len(sink.got) == 1 and sink.got[0].events == []
+    assert sink.got[0].serialized() == data.serialized()
+
+
+def test_wire_scan_finds_every_resource() -> None:
+    a = request([(1, 0, 1)], pid=1).SerializeToString()
+    b = request([(2, 0, 1), (3, 0, 1)], pid=2).SerializeToString()
+    ranges = resource_spans_ranges(a + b)
+    assert [(s, e) for s, e, _ in ranges] == [(0, len(a)), (len(a), len(a) + len(b))]
+    msg = ExportTraceServiceRequest.FromString(a + b)
+    assert [r for _, _, r in ranges] == [
+        rs.resource.SerializeToString() for rs in msg.resource_spans
+    ]
+
+
+def test_config_defaults_and_validation() -> None:
+    cfg = Config()
+    assert (cfg.retention, cfg.join_delay, cfg.min_episode, cfg.unjoined) == (30, 2, 0.001, "drop")
+    assert cfg.validate() == []
+    with pytest.raises(ConfigError) as e:
+        decode(Config, {"retention": "1s", "join_delay": "2s", "max_events": 0})
+    text = str(e.value)
+    assert "join_delay: must be below retention" in text
+    assert "max_events: expected >= 1, got 0" in text
+    with pytest.raises(ConfigError, match="unjoined"):
+        decode(Config, {"unjoined": "keep"})
+
+
+def test_factory_registers_a_traces_only_processor() -> None:
+    f = default_registry().get("processor", "goblock")
+    assert f is not None and f.signals == frozenset({"traces"})
+    assert isinstance(f.create_default_config(), Config)
