@@ -14,12 +14,16 @@ class QueueConfig:
     """`sending_queue`: a bounded in-memory queue drained by `num_consumers` senders.
 
     `queue_size` counts requests (batches), as the collector's default `sizer: requests`;
-    the telemetry still counts spans / metric points.
+    the telemetry still counts spans / metric points. With `storage` the queue lives in
+    that directory (see `queues.PersistentQueue`).
     """
 
     enabled: bool = True
     num_consumers: int = 10
     queue_size: int = 1000
+    # a directory: the queue is kept on disk there and survives a crash or restart
+    # (the collector names a storage extension here; a plain directory is enough for us)
+    storage: str = ""
 
     def validate(self) -> list[str]:
         if not self.enabled:

@@ -27,6 +27,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -36,6 +37,7 @@ from otel_goblock.consumer import PermanentError, RetryableError
 from otel_goblock.exporterhelper.backoff import ExponentialBackoff
 from otel_goblock.exporterhelper.config import QueueConfig, RetryConfig, TimeoutConfig
 from otel_goblock.exporterhelper.errors import ExportFailure
+from otel_goblock.exporterhelper.queues import MemoryQueue, PersistentQueue
 from otel_goblock.pdata import Metrics, Traces
 
 _FULL_LOG_EVERY_S = 5.0
@@ -50,7 +52,7 @@ class _Signal:
     unit: str  # "spans" | "metric_points"
     send: SendFunc
     count: Callable[[Any], int]
-    queue: asyncio.Queue[Any] | None = None
+    queue: MemoryQueue | None = None
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     inflight: dict[asyncio.Task[None], int] = field(default_factory=dict)
     sent: Any = None
@@ -66,6 +68,14 @@ def _spans(data: Traces) -> int:
 
 def _points(data: Metrics) -> int:
     return data.data_point_count
+
+
+def _traces_from(raw: bytes, n: int) -> Traces:
+    return Traces(raw=raw, span_count=n)
+
+
+def _metrics_from(raw: bytes, n: int) -> Metrics:
+    return Metrics(raw=raw, data_point_count=n)
 
 
 class ExporterHelper:
@@ -110,8 +120,18 @@ class ExporterHelper:
                 f"otelcol_exporter_enqueue_failed_{unit}",
                 description=f"Number of {what} failed to be added to the sending queue.",
             )
-            if queue.enabled:
-                sig.queue = asyncio.Queue(maxsize=queue.queue_size)
+            if queue.enabled and queue.storage:
+                rebuild = _traces_from if name == "traces" else _metrics_from
+                safe_id = str(settings.id).replace("/", "_")
+                sig.queue = PersistentQueue(
+                    Path(queue.storage) / safe_id / name,
+                    queue.queue_size,
+                    serialize=lambda d: d.serialized(),
+                    count=count,
+                    rebuild=rebuild,
+                )
+            elif queue.enabled:
+                sig.queue = MemoryQueue(queue.queue_size, count)
             self._signals[name] = sig
         if queue.enabled and self._signals:
             meter.create_observable_gauge(
@@ -134,7 +154,7 @@ class ExporterHelper:
     def _observe_capacity(self, _: CallbackOptions) -> Iterable[Observation]:
         for sig in self._signals.values():
             if sig.queue is not None:
-                yield Observation(sig.queue.maxsize, {**self._attrs, "data_type": sig.name})
+                yield Observation(sig.queue.capacity, {**self._attrs, "data_type": sig.name})
 
     def queue_size(self, signal: str) -> int:
         q = self._signals[signal].queue
@@ -148,6 +168,14 @@ class ExporterHelper:
         if not self._queue_cfg.enabled:
             return
         for sig in self._signals.values():
+            if isinstance(sig.queue, PersistentQueue) and sig.queue.recovered_items:
+                self._log.info(
+                    "resuming %d %s (%d requests) left in %s by a previous run",
+                    sig.queue.recovered_items,
+                    sig.unit.replace("_", " "),
+                    sig.queue.qsize(),
+                    sig.queue.directory,
+                )
             for i in range(self._queue_cfg.num_consumers):
                 task = asyncio.create_task(
                     self._worker(sig), name=f"{self._attrs['exporter']}/{sig.name}/{i}"
@@ -186,10 +214,22 @@ class ExporterHelper:
             q = sig.queue
             assert q is not None
             while not q.empty():
-                data = q.get_nowait()
+                item = q.get_nowait()
                 q.task_done()
-                lost_items += sig.count(data)
+                lost_items += q.items_of(item)
                 lost_reqs += 1
+            sig.inflight.clear()
+            if q.persistent:
+                if lost_reqs:
+                    self._log.warning(
+                        "shutdown deadline reached: %d %s (%d requests) stay in %s "
+                        "for the next start",
+                        lost_items,
+                        sig.unit.replace("_", " "),
+                        lost_reqs,
+                        q.directory,  # type: ignore[attr-defined]
+                    )
+                continue
             if lost_items or lost_reqs:
                 sig.failed.add(lost_items, self._attrs)
                 self._log.error(
@@ -200,7 +240,6 @@ class ExporterHelper:
                     lost_reqs,
                     extra={"dropped_items": lost_items, "data_type": sig.name},
                 )
-            sig.inflight.clear()
 
     # -- data path -----------------------------------------------------------------------
     async def consume_traces(self, data: Traces) -> None:
@@ -225,11 +264,15 @@ class ExporterHelper:
         if not self._started:
             await self.start()
         try:
-            sig.queue.put_nowait(data)
+            sig.queue.offer(data)
         except asyncio.QueueFull:
             sig.enqueue_failed.add(n, self._attrs)
             self._warn_full(sig, n)
             raise RetryableError("sending queue is full") from None
+        except OSError as e:  # persistent queue: the disk is full or gone
+            sig.enqueue_failed.add(n, self._attrs)
+            self._log.error("cannot store the request in the sending queue: %s", e)
+            raise RetryableError(f"sending queue storage failed: {e}") from None
 
     def _warn_full(self, sig: _Signal, n: int) -> None:
         """At most one warning per `_FULL_LOG_EVERY_S` under overload, with the count since
@@ -272,10 +315,11 @@ class ExporterHelper:
         me = asyncio.current_task()
         assert me is not None
         while True:
-            data = await q.get()
-            n = sig.count(data)
+            item = await q.get()
+            n = q.items_of(item)
             sig.inflight[me] = n
             try:
+                data = q.load(item)
                 rejected = await self._send_with_retry(sig, data)
             except ExportFailure as e:
                 sig.failed.add(n, self._attrs)
@@ -285,9 +329,9 @@ class ExporterHelper:
                     extra={"dropped_items": n, "data_type": sig.name},
                 )
             except asyncio.CancelledError:
-                # cancelled by a shutdown deadline: `_abandon` counts what we held, unless
-                # the cancel came from elsewhere
-                if sig.inflight.pop(me, None) is not None:
+                # cancelled by a shutdown deadline: `_abandon` accounted for what we held,
+                # unless the cancel came from elsewhere; a stored request stays on disk
+                if sig.inflight.pop(me, None) is not None and not q.persistent:
                     sig.failed.add(n, self._attrs)
                     self._log.error("exporter stopped: %d %s dropped", n, sig.unit)
                 q.task_done()
@@ -297,6 +341,7 @@ class ExporterHelper:
                 self._log.exception("exporting failed, dropping data: %s", e)
             else:
                 self._account(sig, n, rejected)
+            q.done(item)  # sent or given up: a stored request is removed
             sig.inflight.pop(me, None)
             q.task_done()
 
