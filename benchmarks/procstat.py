@@ -69,6 +69,37 @@ def hwm_bytes(pid: int) -> int:
     return 0
 
 
+def runq_wait_seconds(pid: int) -> dict[int, float]:
+    """Time each thread of pid spent runnable but waiting for a CPU (schedstat field 2),
+    by thread id. Contention on a shared machine shows here, not in CPU time."""
+    out: dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[int(tid)] = int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def set_autogroup_nice(pid: int, nice: int) -> bool:
+    """Set the priority of pid's scheduler autogroup (kernel.sched_autogroup_enabled).
+
+    Why: with autogroups, a plain `nice` only ranks processes inside one session; between
+    sessions (other helpers' work on this shared machine) the autogroup's nice decides.
+    Started with start_new_session, each benchmark process has its own autogroup."""
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+        return True
+    except OSError:
+        return False
+
+
 def core_busy_seconds(core: int) -> float:
     """Non-idle time of one CPU core since boot (user+nice+system+irq+softirq+steal)."""
     with open("/proc/stat") as f:
@@ -85,6 +116,7 @@ class Snapshot:
     t: float
     cpu_s: float
     core_busy_s: float
+    runq_wait_s: float
 
 
 @dataclass
@@ -98,6 +130,7 @@ class TreeSampler:
     period: float = 0.1
     peak_tree_rss: int = 0
     _last_cpu: dict[int, float] = field(default_factory=dict)
+    _last_wait: dict[tuple[int, int], float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -118,6 +151,8 @@ class TreeSampler:
                 c = cpu_seconds(p)
                 if c:
                     self._last_cpu[p] = c
+                for tid, w in runq_wait_seconds(p).items():
+                    self._last_wait[(p, tid)] = w
                 rss += rss_bytes(p)
             self.peak_tree_rss = max(self.peak_tree_rss, rss)
 
@@ -125,7 +160,8 @@ class TreeSampler:
         self.sample()
         with self._lock:
             cpu = sum(self._last_cpu.values())
-        return Snapshot(time.monotonic(), cpu, core_busy_seconds(self.core))
+            wait = sum(self._last_wait.values())
+        return Snapshot(time.monotonic(), cpu, core_busy_seconds(self.core), wait)
 
     def peak_rss(self) -> int:
         return max(self.peak_tree_rss, hwm_bytes(self.pid))

@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,6 +34,33 @@ import (
 )
 
 var spans, requests, bytesIn, malformed atomic.Int64
+
+// throttle makes the sink a slow downstream (--max-spans-per-s): each request is answered
+// only when a shared schedule, advanced by its span count / rate, reaches it. This is how
+// the overload benchmark makes the pipeline's exporter queue grow, so the memory_limiter has
+// something to limit.
+type throttle struct {
+	mu   sync.Mutex
+	rate float64
+	next time.Time
+}
+
+func (t *throttle) wait(n int64) {
+	if t == nil || t.rate <= 0 {
+		return
+	}
+	t.mu.Lock()
+	now := time.Now()
+	if t.next.Before(now) {
+		t.next = now
+	}
+	t.next = t.next.Add(time.Duration(float64(n) / t.rate * float64(time.Second)))
+	at := t.next
+	t.mu.Unlock()
+	time.Sleep(time.Until(at))
+}
+
+var limiter *throttle
 
 // emptyResponse is a serialized ExportTraceServiceResponse with no partial_success: all accepted.
 var emptyResponse = []byte{}
@@ -85,6 +113,7 @@ func exportHandler(_ any, _ context.Context, dec func(any) error, _ grpc.UnarySe
 	if err != nil {
 		malformed.Add(1)
 	}
+	limiter.wait(n)
 	spans.Add(n)
 	requests.Add(1)
 	bytesIn.Add(int64(len(in)))
@@ -110,7 +139,11 @@ type stats struct {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (port 0: pick a free port)")
 	interval := flag.Duration("interval", 250*time.Millisecond, "stats line period")
+	maxRate := flag.Float64("max-spans-per-s", 0, "answer no faster than this (0: no limit)")
 	flag.Parse()
+	if *maxRate > 0 {
+		limiter = &throttle{rate: *maxRate}
+	}
 
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
