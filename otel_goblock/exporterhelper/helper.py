@@ -203,6 +203,7 @@ class ExporterHelper:
                 # the workers account for what they held when cancelled
                 await asyncio.gather(*sig.workers, return_exceptions=True)
                 sig.workers.clear()
+                sig.queue.close()  # type: ignore[union-attr]
 
     def _abandon(self, signals: list[_Signal]) -> None:
         """The shutdown deadline came: what is queued or in flight will not be sent."""

@@ -14,6 +14,7 @@ at-least-once: a request in flight when the process died is sent again.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 from collections.abc import Callable
@@ -46,6 +47,9 @@ class MemoryQueue(asyncio.Queue):  # type: ignore[type-arg]
     def done(self, item: Any) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 @dataclass(frozen=True, slots=True)
 class StoredRequest:
@@ -69,6 +73,15 @@ class PersistentQueue(MemoryQueue):
         self._serialize = serialize
         self._rebuild = rebuild
         directory.mkdir(parents=True, exist_ok=True)
+        # one process per directory: two writers would send each other's requests twice
+        self._lock = open(directory / ".lock", "w")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise RuntimeError(
+                f"sending_queue.storage: {directory} is in use by another exporter or process"
+            ) from None
         self.recovered_items = 0
         self._seq = 0
         for leftover in directory.glob(".tmp-*"):  # a write cut short: never acknowledged
@@ -103,3 +116,8 @@ class PersistentQueue(MemoryQueue):
 
     def done(self, item: StoredRequest) -> None:
         item.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()

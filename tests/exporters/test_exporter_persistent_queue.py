@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from exporter_sinks import GrpcSink, NoHost, Telemetry, free_port, traces, wait_until
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_goblock.exporters.otlp.config import Config
@@ -142,3 +143,13 @@ async def test_capacity_counts_stored_requests(tmp_path: Path) -> None:
     assert len(stored) * 2 == 40 - refused  # queued + in flight: all on disk
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(exp.shutdown(), 0.2)
+
+
+async def test_one_process_per_storage_directory(tmp_path: Path) -> None:
+    cfg = decode(Config, config(free_port(), tmp_path))
+    first = FACTORY.create(Telemetry().settings("otlp_grpc"), cfg, None)
+    with pytest.raises(RuntimeError, match="in use by another exporter or process"):
+        FACTORY.create(Telemetry().settings("otlp_grpc"), cfg, None)
+    await first.start(NoHost())
+    await first.shutdown()
+    FACTORY.create(Telemetry().settings("otlp_grpc"), cfg, None)  # released at shutdown
