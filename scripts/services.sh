@@ -59,6 +59,14 @@ pid_of() {
   echo "$pid"
 }
 
+# alive PID: the process exists and is not a zombie waiting for a parent to reap it (the
+# services are orphans, reaped by whatever init the machine or container runs).
+alive() {
+  local st
+  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
 ready() {
   case $1 in
     jaeger) http_ok "$JAEGER_HEALTH_PORT" /status && http_ok "$JAEGER_QUERY_PORT" /api/services \
@@ -120,7 +128,7 @@ start_one() {
   pid=$(cat "$RUN_DIR/$name.pid")
   local deadline=$((SECONDS + START_TIMEOUT))
   until ready "$name"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       log "$name exited during start-up; last lines of $RUN_DIR/$name.log:"
       tail -n 20 "$RUN_DIR/$name.log" >&2
       rm -f "$RUN_DIR/$name.pid"
@@ -147,10 +155,10 @@ stop_one() {
   kill -TERM "$pid" 2>/dev/null || true
   # SIGTERM lets the demo flush its spans and Jaeger stop cleanly; SIGKILL after 15 s.
   for _ in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pid" || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     log "$name (pid $pid) ignored SIGTERM; killing"
     kill -KILL "$pid" 2>/dev/null || true
   fi

@@ -80,11 +80,12 @@ class _Service:
     name: ClassVar[str]  # "jaeger" or "demo": the services.sh service
     run_dir: Path
 
-    def _env(self) -> dict[str, str]:
+    def script_env(self) -> dict[str, str]:
+        """The environment services.sh reads for this instance (ports, binary, OTLP)."""
         raise NotImplementedError
 
     def _script(self, action: str) -> str:
-        env = dict(os.environ, GOBLOCK_RUN_DIR=str(self.run_dir), **self._env())
+        env = dict(os.environ, GOBLOCK_RUN_DIR=str(self.run_dir), **self.script_env())
         return _run(["bash", str(SCRIPTS / "services.sh"), action, self.name], env=env)
 
     def start(self) -> None:
@@ -150,7 +151,7 @@ class JaegerService(_Service):
             if not getattr(self, attr):
                 setattr(self, attr, port)
 
-    def _env(self) -> dict[str, str]:
+    def script_env(self) -> dict[str, str]:
         return {
             "JAEGER_OTLP_GRPC_PORT": str(self.otlp_grpc_port),
             "JAEGER_OTLP_HTTP_PORT": str(self.otlp_http_port),
@@ -163,7 +164,7 @@ class JaegerService(_Service):
     @property
     def ports(self) -> set[int]:
         """Every port the config opens (a test checks nothing else listens)."""
-        return {int(v) for v in self._env().values()}
+        return {int(v) for v in self.script_env().values()}
 
     @property
     def otlp_endpoint(self) -> str:
@@ -194,7 +195,7 @@ class DemoService(_Service):
         if not self.port:
             self.port = free_ports(1)[0]
 
-    def _env(self) -> dict[str, str]:
+    def script_env(self) -> dict[str, str]:
         env = {
             "DEMO_PORT": str(self.port),
             "DEMO_VARIANT": self.variant,
