@@ -118,6 +118,27 @@ class Interpreter:
             if m == NO_THREAD:  # events written for no M bind no goroutine to it
                 self._m_g.pop(m, None)
 
+    def run(self, chunk: list[RawEvent]) -> None:
+        """`feed` for a whole time-ordered chunk: the hot loop, kept to local variables."""
+        counts = self.counts
+        handlers = self._handlers
+        last = self.last_ns
+        if self.first_ns is None and chunk:
+            self.first_ns = chunk[0][0]
+        m_g = self._m_g
+        for ts, m, typ, args in chunk:
+            counts[typ] += 1
+            if ts <= last:
+                ts = last + 1
+            last = ts
+            h = handlers[typ]
+            if h is not None:
+                self.last_ns = ts
+                h(ts, m, args)
+                if m == NO_THREAD:
+                    m_g.pop(m, None)
+        self.last_ns = last
+
     def finish(self) -> None:
         """Emit every interval still open, ending at the last timestamp of the trace."""
         end = self.last_ns

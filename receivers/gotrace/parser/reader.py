@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import BinaryIO, Literal
 
-from .events import RawEvent, generation_events
+from .events import RawEvent, generation_chunks, generation_events
 from .generation import Generation, read_generations
 from .interpret import Interpreter
 from .records import Record
@@ -19,8 +19,6 @@ from .spec import VersionSpec, spec_name
 from .wire import BatchReader
 
 ClockMode = Literal["auto", "trace"]
-
-_DRAIN_EVERY = 4096
 
 
 class TraceReader:
@@ -92,21 +90,14 @@ class TraceReader:
         """The high-level records, streamed as intervals complete."""
         interp = self.interpreter
         out = interp.out
-        feed = interp.feed
+        run = interp.run
         for g in self.iter_generations():
             interp.begin_generation(g)
-            n = 0
-            for ev in generation_events(g, self.spec, self._offset(g)):
-                feed(ev)
-                n += 1
-                if n >= _DRAIN_EVERY:
-                    n = 0
-                    if out:
-                        yield from out
-                        out.clear()
-            if out:
-                yield from out
-                out.clear()
+            for chunk in generation_chunks(g, self.spec, self._offset(g)):
+                run(chunk)
+                if out:
+                    yield from out
+                    out.clear()
         interp.finish()
         yield from out
         out.clear()
