@@ -2,7 +2,7 @@
  * sched_wakeup, sched_wakeup_new), the runqlat/offcputime pattern per thread.
  *
  * switch-out of a target thread starts an off-CPU interval, "preempted" when it was still
- * runnable (prev_state == TASK_RUNNING, it also enters the run queue now) or "blocked";
+ * runnable (no sleep bit in prev_state; it also enters the run queue now) or "blocked";
  * a wakeup puts a blocked thread on the run queue; switch-in ends both.  Intervals and
  * run-queue waits ≥ the threshold are emitted; all go into log2 histograms.  The goid
  * comes from tid_goid (cached at sys_enter): user memory cannot be read in sched_switch.
@@ -54,7 +54,9 @@ TRACEPOINT_PROBE(sched, sched_switch)
             struct offcpu_start s = {};
             s.ts = now;
             s.tgid = tgid;
-            if (args->prev_state == 0) { /* TASK_RUNNING: preempted, still runnable */
+            /* still runnable: the tracepoint reports TASK_RUNNING (0) or, for a preemption,
+             * TASK_REPORT_MAX (0x100, "R+"); any bit in the low byte is a sleep state */
+            if ((args->prev_state & 0xff) == 0) {
                 s.state = OFFCPU_PREEMPTED;
                 s.runq_ts = now;
                 s.runq_cause = RUNQ_PREEMPTED;

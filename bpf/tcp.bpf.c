@@ -7,8 +7,11 @@
  *   - sock:sock_send_length / sock_recv_length fire in sock_sendmsg/sock_recvmsg, i.e. in
  *     every send/recv/read/write syscall on a socket, in the caller's context: an accepted
  *     socket is learned on its first read, a connected one on its first write;
- *   - sock:inet_sock_set_state when current is a target (connect → SYN_SENT, close), which
- *     also covers a connect that never gets to send.
+ *   - sock:inet_sock_set_state CLOSE → SYN_SENT, which only connect() does, in the caller's
+ *     context: covers a connect that never gets to send.
+ * `current` in any other state change is NOT evidence: over loopback the receiving side's
+ * softirq runs in the sending task's context, so a target's SYN would otherwise claim the
+ * peer's listening/accepted socket (seen in tests/ebpf/test_tcp.py).
  * This needs no fd → file → socket walk (kernel struct layouts) and costs one hash lookup
  * per socket operation of a target.  tuple_owner (4-tuple → pid) serves
  * inet_sk_error_report, which carries no socket pointer.
@@ -30,6 +33,7 @@ enum sk_rst_reason { GOBLOCK_SK_RST_REASON_UNUSED = 0 };
 #define AF_INET6_ 10
 #define IPPROTO_TCP_ 6
 #define TCP_CLOSE_ 7
+#define TCP_SYN_SENT_ 2
 
 struct sk_owner {
     u32 pid;
@@ -237,7 +241,8 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     if (args->protocol != IPPROTO_TCP_)
         return 0;
     u64 sk = (u64)args->skaddr;
-    learn_owner(sk);
+    if (args->oldstate == TCP_CLOSE_ && args->newstate == TCP_SYN_SENT_)
+        learn_owner(sk);
     struct sk_owner *o = sk_owner.lookup(&sk);
     if (!o)
         return 0;
@@ -289,14 +294,9 @@ TRACEPOINT_PROBE(sock, inet_sk_error_report)
         __builtin_memcpy(tk.daddr, args->daddr_v6, 16);
     }
     u32 *pid = tuple_owner.lookup(&tk);
-    u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    struct sk_owner o = {};
-    if (pid)
-        o.pid = *pid;
-    else if (targets.lookup(&tgid))
-        o.pid = tgid;
-    else
+    if (!pid) /* current is no evidence here: this usually runs in softirq */
         return 0;
+    struct sk_owner o = {.pid = *pid};
     struct tcp_event *e = tcp_reserve(TCP_EV_ERROR, 0, &o);
     if (!e)
         return 0;

@@ -136,7 +136,7 @@ def sched_event(rec: tuple, to_wall: int) -> Event:
 
 def tcp_event(rec: tuple, to_wall: int) -> Event:
     (ts, skaddr, pid, tid, srtt, snd_wnd, rcv_wnd, cwnd, old, new, family, sport, dport,
-     typ, saddr, daddr) = rec
+     typ, _pad, saddr, daddr) = rec
     name = TCP_TYPES.get(typ, str(typ))
     attrs: dict = {
         "type": name,

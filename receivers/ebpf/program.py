@@ -90,35 +90,35 @@ class Program:
         self.opts = opts
         bcc = import_bcc()
         text, cflags = source_text(opts)
-        self.bpf = bcc.BPF(text=text, cflags=cflags)
+        self.bpf = bcc.BPF(text=text.encode(), cflags=cflags)
         self._closed = False
 
     def table(self, name: str) -> Any:
-        return self.bpf[name]
+        return self.bpf[name.encode()]
 
     def set_config(self, idx: int, value: int) -> None:
-        t = self.bpf["config"]
+        t = self.bpf[b"config"]
         t[ctypes.c_int(idx)] = ctypes.c_uint64(value)
 
     def add_target(self, pid: int, goid_off: int) -> None:
-        t = self.bpf["targets"]
+        t = self.bpf[b"targets"]
         leaf = t.Leaf()
         leaf.goid_off = goid_off
         leaf.flags = 0
         t[t.Key(pid)] = leaf
 
     def remove_target(self, pid: int) -> None:
-        t = self.bpf["targets"]
+        t = self.bpf[b"targets"]
         try:
             del t[t.Key(pid)]
         except KeyError:
             pass
 
     def target_pids(self) -> set[int]:
-        return {k.value for k in self.bpf["targets"].keys()}
+        return {k.value for k in self.bpf[b"targets"].keys()}
 
     def lost_counts(self) -> dict[str, int]:
-        t = self.bpf["lost"]
+        t = self.bpf[b"lost"]
         out = {}
         for idx, name in LOST_NAMES.items():
             out[name] = int(sum(t[ctypes.c_int(idx)]))

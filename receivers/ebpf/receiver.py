@@ -1,0 +1,373 @@
+"""The `ebpf` receiver: attaches the BPF programs, drains their ring buffers, feeds the
+pipeline with goblock events (traces pipeline) and kernel-aggregated metrics.
+
+Threads: BCC's ring-buffer poll blocks, so a poll thread owns the loaded module — it
+drains, decodes, names (syscall names, fd targets, addresses), converts monotonic to wall
+clock, and hands each batch to the asyncio loop with `run_coroutine_threadsafe`.  At most
+`max_pending_batches` batches wait in the loop; beyond that a batch is dropped and counted
+as lost, so a slow pipeline costs events, never unbounded memory.  Kernel-side losses
+(ring buffer full) are read from the `lost` map.  Every loss is counted in
+`goblock_events_lost` (exported as goblock_events_lost_total) and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from otel_goblock.clock import MonotonicClock
+from otel_goblock.component import Component, Consumers, CreateSettings, Host
+from otel_goblock.doctor import (
+    PROC_TRACEPOINTS,
+    SCHED_TRACEPOINTS,
+    SYSCALL_TRACEPOINTS,
+    TCP_TRACEPOINTS,
+    failure_message,
+    run_doctor,
+)
+from otel_goblock.pdata import Event, Metrics, RequestInfo, Traces
+from otel_goblock.receivers.ebpf import decode, metrics
+from otel_goblock.receivers.ebpf.config import Config
+from otel_goblock.receivers.ebpf.fdtarget import FdResolver
+from otel_goblock.receivers.ebpf.program import (
+    CFG_OFFCPU_THRESHOLD_NS,
+    CFG_SYSCALL_THRESHOLD_NS,
+    CFG_TCP_PROBE_INTERVAL_NS,
+    Program,
+    ProgramOptions,
+)
+from otel_goblock.receivers.ebpf.syscalls import syscall_name, takes_fd
+from otel_goblock.receivers.ebpf.targets import TargetSet, parse_specs
+
+PAGE = 4096
+
+
+class EbpfReceiver(Component):
+    def __init__(self, settings: CreateSettings, config: Config, next_: Consumers) -> None:
+        self._settings = settings
+        self._config = config
+        self._next = next_
+        self._log: logging.Logger = settings.logger
+        self._attrs = {"receiver": str(settings.id)}
+        self._lost_counter = settings.meter.create_counter(
+            "goblock_events_lost",
+            unit="{event}",
+            description="goblock events lost (kernel ring buffer full, or pipeline backlog)",
+        )
+        self._events_counter = settings.meter.create_counter(
+            "goblock_events_received",
+            unit="{event}",
+            description="goblock events handed to the pipeline",
+        )
+        self.program: Program | None = None
+        self.targets: TargetSet | None = None
+        self.clock = MonotonicClock(max_age_s=30.0)
+        self._fds = FdResolver()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._sys_recs: list[tuple] = []
+        self._sched_recs: list[tuple] = []
+        self._tcp_recs: list[tuple] = []
+        self._proc_recs: list[tuple] = []
+        self._kernel_lost: dict[str, int] = {}
+        self.lost: dict[str, int] = {}  # concern → events lost so far (tests, benchmarks)
+        self.delivered = 0
+        self.decoded = 0
+        self.disabled_reason = ""
+        self._start_ns = 0
+        self._resource = {"service.name": "otel-goblock", "host.name": socket.gethostname()}
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def _tracepoints(self) -> list[str]:
+        c = self._config
+        tps = list(PROC_TRACEPOINTS)
+        if c.syscalls:
+            tps += SYSCALL_TRACEPOINTS
+        if c.sched:
+            tps += SCHED_TRACEPOINTS
+        if c.tcp:
+            tps += TCP_TRACEPOINTS
+        return tps
+
+    def _unavailable(self, message: str) -> None:
+        if self._config.required:
+            raise RuntimeError(message)
+        self.disabled_reason = message
+        self._log.warning("%s\n(required: false — the pipeline runs without it)", message)
+
+    async def start(self, host: Host) -> None:
+        self._loop = asyncio.get_running_loop()
+        ok, lines = await asyncio.to_thread(run_doctor, self._tracepoints(), False)
+        if not ok:
+            self._unavailable(failure_message(lines))
+            return
+        try:
+            self.program = await asyncio.to_thread(self._load)
+        except Exception as e:  # noqa: BLE001 - compile/attach errors are the message
+            self._unavailable(f"ebpf receiver cannot load its BPF programs: {e}")
+            return
+        self._start_ns = time.time_ns()
+        self._thread = threading.Thread(target=self._run, name=f"ebpf-poll[{self._settings.id}]",
+                                        daemon=True)
+        self._thread.start()
+
+    def _load(self) -> Program:
+        from otel_goblock.receivers.ebpf.btf import task_fsbase_offset
+
+        c = self._config
+        try:
+            fsbase = task_fsbase_offset()
+        except Exception as e:  # noqa: BLE001
+            self._log.warning("ebpf: no BTF offset for task_struct.thread.fsbase (%s): goid = 0", e)
+            fsbase = 0
+        prog = Program(ProgramOptions(
+            syscalls=c.syscalls, sched=c.sched, tcp=c.tcp,
+            ring_pages=max(1, int(c.ring_buffer_size) // PAGE), fsbase_offset=fsbase,
+        ))
+        try:
+            prog.set_config(CFG_SYSCALL_THRESHOLD_NS, int(c.syscall_threshold * 1e9))
+            prog.set_config(CFG_OFFCPU_THRESHOLD_NS, int(c.offcpu_threshold * 1e9))
+            prog.set_config(CFG_TCP_PROBE_INTERVAL_NS, int(c.tcp_probe_interval * 1e9))
+            for name, sink in (("syscall_events", self._sys_recs, ), ("sched_events", self._sched_recs),
+                               ("tcp_events", self._tcp_recs), ("proc_events", self._proc_recs)):
+                if name == "syscall_events" and not c.syscalls or name == "sched_events" and not c.sched \
+                        or name == "tcp_events" and not c.tcp:
+                    continue
+                prog.table(name).open_ring_buffer(self._collector(sink, name))
+            self.targets = TargetSet(parse_specs(c.targets), prog.add_target, prog.remove_target,
+                                     self._log)
+            self.targets.scan()
+        except BaseException:
+            prog.close()
+            raise
+        return prog
+
+    def set_thresholds(self, syscall_s: float | None = None, offcpu_s: float | None = None) -> None:
+        """Change episode thresholds while running (they live in a BPF map, no recompile)."""
+        if self.program is None:
+            return
+        if syscall_s is not None:
+            self.program.set_config(CFG_SYSCALL_THRESHOLD_NS, int(syscall_s * 1e9))
+        if offcpu_s is not None:
+            self.program.set_config(CFG_OFFCPU_THRESHOLD_NS, int(offcpu_s * 1e9))
+
+    @staticmethod
+    def _collector(sink: list, name: str) -> Callable[[Any, int, int], int]:
+        unpack = {
+            "syscall_events": decode.unpack_syscall,
+            "sched_events": decode.unpack_sched,
+            "tcp_events": decode.unpack_tcp,
+            "proc_events": decode.unpack_proc,
+        }[name]
+        string_at = ctypes.string_at
+        append = sink.append
+
+        def on_record(_ctx: Any, data: int, size: int) -> int:
+            append(unpack(string_at(data, size)))
+            return 0
+
+        return on_record
+
+    async def shutdown(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10.0)
+            self._thread = None
+        if self.program is not None:
+            prog, self.program = self.program, None
+            await asyncio.to_thread(prog.close)
+
+    # ---- poll thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        assert self.program is not None
+        c = self._config
+        poll_ms = max(1, int(c.poll_interval * 1000))
+        next_lost = next_reap = time.monotonic()
+        next_metrics = time.monotonic() + c.metrics_interval
+        while not self._stop.is_set():
+            try:
+                self.program.poll(poll_ms)
+                self._drain()
+                now = time.monotonic()
+                if now >= next_lost:
+                    self._check_kernel_lost()
+                    next_lost = now + 1.0
+                if now >= next_reap and self.targets is not None:
+                    self.targets.reap()
+                    next_reap = now + 5.0
+                if now >= next_metrics:
+                    self._emit_metrics()
+                    next_metrics = now + c.metrics_interval
+            except Exception:  # noqa: BLE001 - the poll thread must survive a bad record
+                self._log.exception("ebpf: poll loop error (continuing)")
+                time.sleep(0.05)
+        # final drain and metrics so a shutdown does not lose what the kernel already has
+        try:
+            self.program.poll(0)
+            self._drain()
+            self._check_kernel_lost()
+            self._emit_metrics()
+        except Exception:  # noqa: BLE001
+            self._log.exception("ebpf: final drain failed")
+
+    def _drain(self) -> None:
+        # execs first (a new target's records may follow in this drain), exits last (the
+        # fd cache of an exited target must still serve its final records)
+        proc = list(self._proc_recs)
+        if proc:
+            del self._proc_recs[: len(proc)]
+            self._handle_proc([r for r in proc if r[3] == decode.PROC_EXEC])
+        events: list[Event] = []
+        off = self.clock.offset_ns
+        if self._sys_recs:
+            recs = list(self._sys_recs)
+            del self._sys_recs[: len(recs)]
+            events += self._syscall_events(recs, off)
+        if self._sched_recs:
+            recs = list(self._sched_recs)
+            del self._sched_recs[: len(recs)]
+            sched = decode.sched_event
+            events += [sched(r, off) for r in recs]
+        if self._tcp_recs:
+            recs = list(self._tcp_recs)
+            del self._tcp_recs[: len(recs)]
+            tcp = decode.tcp_event
+            events += [tcp(r, off) for r in recs]
+        if events:
+            self.decoded += len(events)
+            self._deliver(events)
+        if proc:
+            self._handle_proc([r for r in proc if r[3] == decode.PROC_EXIT])
+
+    def _syscall_events(self, recs: list[tuple], off: int) -> list[Event]:
+        out = []
+        resolve = self._fds.resolve
+        for start, end, goid, ret, arg0, pid, tid, nr, _pad in recs:
+            attrs: dict[str, Any] = {"nr": nr, "name": syscall_name(nr), "ret": ret}
+            if takes_fd(nr):
+                fd = arg0 & 0xFFFFFFFF
+                fd = fd - (1 << 32) if fd >= 1 << 31 else fd
+                attrs["fd"] = fd
+                attrs["fd_target"] = resolve(pid, fd) if fd >= 0 else ""
+            out.append(Event("syscall", pid, tid, goid, start + off, end + off, attrs, "ebpf"))
+        return out
+
+    def _handle_proc(self, recs: list[tuple]) -> None:
+        if self.targets is None:
+            return
+        for _ts, pid, _tid, kind, comm, filename in recs:
+            if kind == decode.PROC_EXEC:
+                self.targets.consider(
+                    pid,
+                    comm.split(b"\0", 1)[0].decode(errors="replace"),
+                    filename.split(b"\0", 1)[0].decode(errors="replace"),
+                )
+            elif kind == decode.PROC_EXIT:
+                self.targets.detach(pid)
+                self._fds.forget_pid(pid)
+
+    def _deliver(self, events: list[Event]) -> None:
+        consumer = self._next.traces
+        if consumer is None or self._loop is None:
+            return
+        with self._pending_lock:
+            if self._pending >= self._config.max_pending_batches:
+                self._count_lost("pipeline", len(events))
+                return
+            self._pending += 1
+        traces = Traces(raw=b"", span_count=0, events=events, info=RequestInfo(transport="ebpf"))
+        try:
+            fut = asyncio.run_coroutine_threadsafe(consumer.consume_traces(traces), self._loop)
+        except RuntimeError:  # loop closed during shutdown
+            with self._pending_lock:
+                self._pending -= 1
+            self._count_lost("pipeline", len(events))
+            return
+        n = len(events)
+
+        def done(f: Future) -> None:
+            with self._pending_lock:
+                self._pending -= 1
+            err = f.exception() if not f.cancelled() else None
+            if err is not None or f.cancelled():
+                self._count_lost("refused", n)
+                self._log.warning("ebpf: pipeline refused %d events: %s", n, err)
+            else:
+                self.delivered += n
+                self._events_counter.add(n, self._attrs)
+
+        fut.add_done_callback(done)
+
+    def _count_lost(self, concern: str, n: int) -> None:
+        if n <= 0:
+            return
+        self.lost[concern] = self.lost.get(concern, 0) + n
+        self._lost_counter.add(n, {**self._attrs, "concern": concern})
+        self._log.warning("ebpf: lost %d %s events (total %d)", n, concern, self.lost[concern])
+
+    def _check_kernel_lost(self) -> None:
+        assert self.program is not None
+        for concern, total in self.program.lost_counts().items():
+            delta = total - self._kernel_lost.get(concern, 0)
+            if delta > 0:
+                self._kernel_lost[concern] = total
+                self._count_lost(concern, delta)
+
+    # ---- metrics -----------------------------------------------------------------------
+    def read_aggregates(self) -> dict[str, dict]:
+        """One read of the kernel's histogram and counter maps."""
+        assert self.program is not None
+        c = self._config
+        out: dict[str, dict] = {"syscall_hist": {}, "syscall_sum": {}, "sched_hist": {},
+                                "tcp_counts": {}}
+        if c.syscalls:
+            out["syscall_hist"] = {(k.nr, k.slot): v.value
+                                   for k, v in self.program.table("syscall_hist").items()}
+            out["syscall_sum"] = {k.value: v.value
+                                  for k, v in self.program.table("syscall_sum").items()}
+        if c.sched:
+            out["sched_hist"] = {(k.kind, k.sub, k.slot): v.value
+                                 for k, v in self.program.table("sched_hist").items()}
+        if c.tcp:
+            out["tcp_counts"] = {(k.type, bytes(k.daddr), k.family, k.dport): v.value
+                                 for k, v in self.program.table("tcp_counts").items()}
+        return out
+
+    def build_metrics(self) -> Metrics:
+        agg = self.read_aggregates()
+        req = metrics.build(
+            **agg, syscall_name=syscall_name, start_ns=self._start_ns, now_ns=time.time_ns(),
+            resource_attrs={**self._resource, "goblock.receiver": str(self._settings.id)},
+        )
+        return Metrics(message=req)
+
+    def _emit_metrics(self) -> None:
+        consumer = self._next.metrics
+        if consumer is None or self._loop is None or self.program is None:
+            return
+        m = self.build_metrics()
+        if m.data_point_count == 0:
+            return
+        try:
+            fut = asyncio.run_coroutine_threadsafe(consumer.consume_metrics(m), self._loop)
+        except RuntimeError:
+            return
+        fut.add_done_callback(
+            lambda f: f.cancelled() or f.exception() is None
+            or self._log.warning("ebpf: metrics refused: %s", f.exception())
+        )
+
+
+def pid_alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
