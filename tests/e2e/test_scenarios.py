@@ -202,6 +202,7 @@ def test_grpc_keepalive_ends_in_goaway_too_many_pings(
     root, client, _server = grpc_spans(trace, "/grpc/keepalive", "goblock.demo.Demo/Hang", demo)
     assert root.attrs["demo.expected_cause"] == "grpc_keepalive"
     assert client.is_error
+    assert "too_many_pings" in client.attrs.get("otel.status_description", ""), client.attrs
     code = client.attrs.get("rpc.response.status_code", client.attrs.get("rpc.grpc.status_code"))
     assert code in ("UNAVAILABLE", 14), client.attrs
 

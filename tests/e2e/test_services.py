@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Callable
 
@@ -186,3 +187,18 @@ def test_go127_build_serves(
     assert r.status == 200, r.body
     span = jaeger_client.wait_trace(r.trace_id).one("GET /mutex", "server")
     assert span.service == "demo-go127" and span.duration_ms >= 30
+
+
+def test_start_moves_to_new_port_when_its_port_is_taken(
+    start_demo: Callable[..., DemoService], jaeger: JaegerService
+) -> None:
+    """Free ports can be taken by another test run before the service binds them; the
+    harness then starts on fresh ports instead of failing. The port is really taken here."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        demo = start_demo(otlp_endpoint=jaeger.otlp_endpoint, port=taken)
+        assert demo.port != taken
+        assert hit(demo.url, "/sleep?ms=1").status == 200
+    demo.stop()

@@ -89,8 +89,21 @@ class _Service:
         return _run(["bash", str(SCRIPTS / "services.sh"), action, self.name], env=env)
 
     def start(self) -> None:
+        """Start and wait until ready. A free port can be taken by another process between
+        choosing it and binding it (other test runs share the machine): then pick new ports
+        and try again."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._script("start")
+        for attempt in range(3):
+            try:
+                self._script("start")
+                return
+            except RuntimeError:
+                if attempt == 2 or "address already in use" not in self.log:
+                    raise
+                self.repick_ports()
+
+    def repick_ports(self) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self._script("stop")
@@ -134,22 +147,23 @@ class JaegerService(_Service):
     health_port: int = 0
     metrics_port: int = 0
 
+    _PORTS: ClassVar[tuple[str, ...]] = (
+        "otlp_grpc_port",
+        "otlp_http_port",
+        "query_port",
+        "query_grpc_port",
+        "health_port",
+        "metrics_port",
+    )
+
     def __post_init__(self) -> None:
-        ports = free_ports(6)
-        for attr, port in zip(
-            (
-                "otlp_grpc_port",
-                "otlp_http_port",
-                "query_port",
-                "query_grpc_port",
-                "health_port",
-                "metrics_port",
-            ),
-            ports,
-            strict=True,
-        ):
+        for attr, port in zip(self._PORTS, free_ports(len(self._PORTS)), strict=True):
             if not getattr(self, attr):
                 setattr(self, attr, port)
+
+    def repick_ports(self) -> None:
+        for attr, port in zip(self._PORTS, free_ports(len(self._PORTS)), strict=True):
+            setattr(self, attr, port)
 
     def script_env(self) -> dict[str, str]:
         return {
@@ -194,6 +208,9 @@ class DemoService(_Service):
             raise ValueError("otlp_endpoint: expected http://host:port, got nothing")
         if not self.port:
             self.port = free_ports(1)[0]
+
+    def repick_ports(self) -> None:
+        self.port = free_ports(1)[0]
 
     def script_env(self) -> dict[str, str]:
         env = {
