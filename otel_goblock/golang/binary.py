@@ -104,7 +104,12 @@ class GoBinary:
 
     @cached_property
     def dwarf(self) -> DwarfTypes:
-        return DwarfTypes(self.image)
+        """Lazy: a binary whose DWARF cannot even be loaded behaves as stripped."""
+        try:
+            return DwarfTypes(self.image)
+        except GoBinaryError as e:
+            self.dwarf_error = str(e)
+            return DwarfTypes(self.image, load=False)
 
     @cached_property
     def wait_reasons(self) -> WaitReasons:

@@ -89,7 +89,7 @@ def _member_offset(die: Any) -> int:
 class DwarfTypes:
     """Lazy, cached lookup of Go struct layouts in one binary's DWARF."""
 
-    def __init__(self, image: ElfImage) -> None:
+    def __init__(self, image: ElfImage, *, load: bool = True) -> None:
         self.path = image.path
         self._ptr_size = image.ptr_size
         self._dwarf: Any = None
@@ -97,7 +97,7 @@ class DwarfTypes:
         self._structs: dict[str, StructLayout | None] = {}
         self._full_index: dict[str, int] | None = None
         with guard(f"{image.path}: loading DWARF"):
-            if ".debug_info" in image.sections and image.elf.has_dwarf_info():
+            if load and ".debug_info" in image.sections and image.elf.has_dwarf_info():
                 self._dwarf = image.elf.get_dwarf_info()
                 self._info = self._dwarf.debug_info_sec.stream.getvalue()
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .elfimage import GoBinaryError
+
 if TYPE_CHECKING:
     from .binary import GoBinary
 
@@ -89,20 +91,27 @@ def runtime_layout(binary: GoBinary) -> RuntimeLayout:
     offsets: dict[str, int] = {}
     source = "none"
     dw = binary.dwarf
-    if dw.available:
-        g = dw.offsets("runtime.g", "goid", "atomicstatus", "waitreason", "m")
-        m = dw.offsets("runtime.m", "procid")
-        found = {f"g.{k}": v for k, v in g.items() if v is not None}
-        found.update({f"m.{k}": v for k, v in m.items() if v is not None})
-        if all(f in found for f in FIELDS):
-            offsets, source = found, "dwarf"
+    dwarf_ok = dw.available
+    if dwarf_ok:
+        try:
+            g = dw.offsets("runtime.g", "goid", "atomicstatus", "waitreason", "m")
+            m = dw.offsets("runtime.m", "procid")
+        except GoBinaryError as e:
+            # Damaged DWARF must not cost the runtime probes the table can still give.
+            lost.append(f"DWARF unreadable ({e})")
+            dwarf_ok = False
+        else:
+            found = {f"g.{k}": v for k, v in g.items() if v is not None}
+            found.update({f"m.{k}": v for k, v in m.items() if v is not None})
+            if all(f in found for f in FIELDS):
+                offsets, source = found, "dwarf"
     if source == "none":
         table = table_offsets(binary.buildinfo.version_tuple, arch)
         if table is not None:
             offsets, source = table, "table"
         else:
             lost.append(f"runtime probes (no DWARF and no built-in offsets for {version} {arch})")
-    if not dw.available:
+    if not dwarf_ok:
         lost.extend(f"{what} (needs DWARF)" for _t, what in DWARF_ONLY)
     wr = binary.wait_reasons
     if wr.source == "table":

@@ -225,7 +225,13 @@ class SymbolTable:
 
     def __init__(self, image: ElfImage) -> None:
         self.path = image.path
-        funcs, self.data = read_symtab(image)
+        self.symtab_error: str | None = None
+        try:
+            funcs, self.data = read_symtab(image)
+        except GoBinaryError as e:
+            # A damaged .symtab must not cost the probes: the pclntab still has them.
+            self.symtab_error = str(e)
+            funcs, self.data = [], {}
         self.source = "symtab"
         if not funcs:
             funcs = read_pclntab(image)
