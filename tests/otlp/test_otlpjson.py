@@ -3,8 +3,13 @@ decode → encode → decode is stable for any request."""
 
 from __future__ import annotations
 
+import base64
+import math
+from typing import Any
+
 import orjson
 import pytest
+from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -303,7 +308,7 @@ metric_requests = st.builds(
     ),
 )
 
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -323,3 +328,127 @@ def test_metrics_round_trip_is_stable(req: ExportMetricsServiceRequest) -> None:
     decoded = otlpjson.decode_metrics(first)
     assert decoded == req
     assert otlpjson.encode_metrics(decoded) == first
+
+
+# ------------------------------------------------- same answers as google.protobuf.json_format
+
+
+def _walk_ids(obj: Any, fix: Any) -> None:
+    """Apply `fix` to every id string at the places OTLP/JSON writes them as hex."""
+    for rs in obj.get("resourceSpans", ()):
+        for ss in rs.get("scopeSpans", ()):
+            for span in ss.get("spans", ()):
+                fix(span, ("traceId", "spanId", "parentSpanId"))
+                for link in span.get("links", ()):
+                    fix(link, ("traceId", "spanId"))
+    for rm in obj.get("resourceMetrics", ()):
+        for sm in rm.get("scopeMetrics", ()):
+            for metric in sm.get("metrics", ()):
+                for kind in ("gauge", "sum", "histogram", "exponentialHistogram"):
+                    for dp in metric.get(kind, {}).get("dataPoints", ()):
+                        for ex in dp.get("exemplars", ()):
+                            fix(ex, ("traceId", "spanId"))
+
+
+def _b64_to_hex(d: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for k in keys:
+        if d.get(k):
+            d[k] = base64.b64decode(d[k]).hex()
+
+
+def _hex_to_b64(d: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for k in keys:
+        if d.get(k):
+            d[k] = base64.b64encode(bytes.fromhex(d[k])).decode()
+
+
+def reference_encode(msg: Any) -> dict[str, Any]:
+    """What json_format writes, with the OTLP hex ids: the codec must match it exactly."""
+    obj = json_format.MessageToDict(msg, use_integers_for_enums=True)
+    _walk_ids(obj, _b64_to_hex)
+    return obj
+
+
+def reference_decode(body: bytes, cls: Any) -> Any:
+    obj = orjson.loads(body)
+    _walk_ids(obj, _hex_to_b64)
+    return json_format.ParseDict(obj, cls())
+
+
+@PROPERTY
+@given(trace_requests)
+def test_traces_codec_matches_json_format(req: ExportTraceServiceRequest) -> None:
+    assert orjson.loads(otlpjson.encode_traces(req)) == orjson.loads(
+        orjson.dumps(reference_encode(req))
+    )
+    body = orjson.dumps(reference_encode(req))
+    assert otlpjson.decode_traces(body) == reference_decode(body, ExportTraceServiceRequest)
+
+
+@PROPERTY
+@given(metric_requests)
+def test_metrics_codec_matches_json_format(req: ExportMetricsServiceRequest) -> None:
+    assert orjson.loads(otlpjson.encode_metrics(req)) == orjson.loads(
+        orjson.dumps(reference_encode(req))
+    )
+    body = orjson.dumps(reference_encode(req))
+    assert otlpjson.decode_metrics(body) == reference_decode(body, ExportMetricsServiceRequest)
+
+
+def test_error_names_the_key_path() -> None:
+    body = b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"links": [{"spanId": "12"}]}]}]}]}'
+    with pytest.raises(otlpjson.OTLPJSONError) as e:
+        otlpjson.decode_traces(body)
+    assert str(e.value).startswith("resourceSpans.scopeSpans.spans.links.spanId: expected 16 hex")
+
+
+def test_two_members_of_a_oneof_are_refused() -> None:
+    kv = {"key": "k", "value": {"stringValue": "a", "intValue": "3"}}
+    body = orjson.dumps({"resourceSpans": [{"resource": {"attributes": [kv]}}]})
+    with pytest.raises(otlpjson.OTLPJSONError, match="more than one"):
+        otlpjson.decode_traces(body)
+
+
+def test_deep_nesting_is_refused_not_a_crash() -> None:
+    value: dict[str, Any] = {"stringValue": "leaf"}
+    for _ in range(80):  # 160 message levels (orjson writes at most 255 JSON levels)
+        value = {"arrayValue": {"values": [value]}}
+    body = orjson.dumps(
+        {"resourceSpans": [{"resource": {"attributes": [{"key": "k", "value": value}]}}]}
+    )
+    with pytest.raises(otlpjson.OTLPJSONError, match="nested deeper"):
+        otlpjson.decode_traces(body)
+
+
+def test_special_floats_and_base64_bytes() -> None:
+    body = orjson.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": "a", "value": {"doubleValue": "NaN"}},
+                            {"key": "b", "value": {"doubleValue": "-Infinity"}},
+                            {"key": "c", "value": {"bytesValue": "AQID"}},
+                            {"key": "d", "value": {"bytesValue": "-_8"}},  # URL-safe, unpadded
+                            {"key": "e", "value": {"intValue": 7}},
+                        ]
+                    }
+                }
+            ]
+        }
+    )
+    attrs = otlpjson.decode_traces(body).resource_spans[0].resource.attributes
+    assert math.isnan(attrs[0].value.double_value)
+    assert attrs[1].value.double_value == -math.inf
+    assert attrs[2].value.bytes_value == b"\x01\x02\x03"
+    assert attrs[3].value.bytes_value == b"\xfb\xff"
+    assert attrs[4].value.int_value == 7
+    out = orjson.loads(otlpjson.encode_traces(otlpjson.decode_traces(body)))
+    values = [a["value"] for a in out["resourceSpans"][0]["resource"]["attributes"]]
+    assert values[:3] == [
+        {"doubleValue": "NaN"},
+        {"doubleValue": "-Infinity"},
+        {"bytesValue": "AQID"},
+    ]
+    assert values[4] == {"intValue": "7"}
