@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,13 +45,14 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pyspy_summary
 from bench_configs import (
     MemoryLimit,
     PipelineSpec,
     collector_config,
     goblock_config,
 )
-from procstat import Snapshot, TreeSampler, set_autogroup_nice
+from procstat import Snapshot, TreeSampler, core_busy_seconds, set_autogroup_nice
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "build" / "bin"
@@ -202,6 +205,11 @@ def collect_load(procs: list[subprocess.Popen[str]]) -> dict[str, Any]:
     return total
 
 
+def load_core_busy(cores: str) -> float:
+    """Busy seconds of the load/sink core(s) (a list like "1" or "1,2")."""
+    return sum(core_busy_seconds(int(c)) for c in cores.split(",") if c.strip().isdigit())
+
+
 def scrape(port: int) -> dict[str, float]:
     """Sum of the pipeline's otelcol_* self-metrics by name (labels folded)."""
     try:
@@ -231,6 +239,7 @@ class LegResult:
     cpu_s_per_100k: float = 0.0
     cpu_cores: float = 0.0
     runq_wait_per_cpu_s: float = 0.0
+    load_core_busy: float = 0.0  # busy fraction of the load/sink core: ~1.0 means load-bound
     other_load_on_core: float = 0.0
     peak_rss_mb: float = 0.0
     offered_spans_per_s: float = 0.0
@@ -241,6 +250,7 @@ class LegResult:
     self_metrics: dict[str, float] = field(default_factory=dict)
     lost_spans: int = 0
     log: str = ""
+    profile: str = ""  # py-spy raw profile of this leg (--profile)
 
 
 def pipeline_argv(system: str, cfg_path: Path) -> list[str] | None:
@@ -295,23 +305,27 @@ def run_leg(
         loaders = start_load(load, args.load_cpu, spec.receiver_port)
         time.sleep(args.warmup)
         a: Snapshot = sampler.snapshot()
+        la = load_core_busy(args.load_cpu)
         ta, sa = sink.reading()
-        if args.profile and system == "goblock" and kind == "max":
+        if args.profile and system == "goblock" and kind == "max" and not args.profiled:
+            args.profiled = True  # one round only: the others stay unperturbed
             profiler = start_profiler(proc.pid, args, logdir)
         time.sleep(args.duration)
         b: Snapshot = sampler.snapshot()
+        lb = load_core_busy(args.load_cpu)
         tb, sb = sink.reading()
         res.load = collect_load(loaders)
         res.sink_spans_total = sink.wait_quiet()
         res.self_metrics = scrape(spec.telemetry_port)
         if profiler is not None:
-            res.self_metrics["profile"] = stop_profiler(profiler, logdir)  # type: ignore[assignment]
+            res.profile = stop_profiler(profiler, logdir)
         res.window_s = tb - ta
         spans = sb - sa
         cpu = b.cpu_s - a.cpu_s
         res.spans_per_s = spans / res.window_s if res.window_s > 0 else 0.0
         res.cpu_s_per_100k = cpu / spans * 1e5 if spans else float("inf")
         res.cpu_cores = cpu / (b.t - a.t)
+        res.load_core_busy = (lb - la) / (b.t - a.t)
         res.runq_wait_per_cpu_s = (b.runq_wait_s - a.runq_wait_s) / cpu if cpu else 0.0
         res.other_load_on_core = max(0.0, (b.core_busy_s - a.core_busy_s - cpu) / (b.t - a.t))
         res.peak_rss_mb = sampler.peak_rss() / 2**20
@@ -378,15 +392,27 @@ def fmt_row(r: LegResult) -> str:
     return (
         f"{r.system:<10} {r.kind:<9} {r.spans_per_s:>12,.0f} {r.cpu_s_per_100k:>12.3f} "
         f"{r.cpu_cores:>6.2f} {r.peak_rss_mb:>9.1f} {refused:>12,} {r.lost_spans:>6} "
-        f"{r.other_load_on_core:>6.2f} {r.runq_wait_per_cpu_s:>6.2f}"
+        f"{r.other_load_on_core:>6.2f} {r.runq_wait_per_cpu_s:>6.2f} {r.load_core_busy:>6.2f}"
     )
 
 
 def median_result(rs: list[LegResult]) -> LegResult:
+    """The rounds' median of each measure (a shared machine makes single rounds noisy)."""
     ok = [r for r in rs if r.ok]
     if not ok:
         return rs[-1]
-    return sorted(ok, key=lambda r: r.spans_per_s)[len(ok) // 2]
+    mid = sorted(ok, key=lambda r: r.spans_per_s)[len(ok) // 2]
+    return dataclasses.replace(
+        mid,
+        cpu_s_per_100k=statistics.median(r.cpu_s_per_100k for r in ok),
+        cpu_cores=statistics.median(r.cpu_cores for r in ok),
+        peak_rss_mb=statistics.median(r.peak_rss_mb for r in ok),
+        other_load_on_core=statistics.median(r.other_load_on_core for r in ok),
+        runq_wait_per_cpu_s=statistics.median(r.runq_wait_per_cpu_s for r in ok),
+        load_core_busy=statistics.median(r.load_core_busy for r in ok),
+        lost_spans=max(r.lost_spans for r in ok),
+        profile=next((r.profile for r in rs if r.profile), ""),
+    )
 
 
 def main() -> int:
@@ -430,6 +456,7 @@ def main() -> int:
     args = ap.parse_args()
     global NICE
     NICE = args.nice
+    args.profiled = False
 
     subprocess.run([str(ROOT / "scripts" / "build_otelcol.sh")], check=True)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -484,7 +511,7 @@ def main() -> int:
 
     header = (
         f"{'system':<10} {'run':<9} {'spans/s':>12} {'CPU-s/100k':>12} {'cores':>6} "
-        f"{'peakRSS MB':>9} {'refused':>12} {'lost':>6} {'other':>6} {'runq':>6}"
+        f"{'peakRSS MB':>9} {'refused':>12} {'lost':>6} {'other':>6} {'runq':>6} {'loadc':>6}"
     )
     print()
     print(header)
@@ -526,9 +553,16 @@ def main() -> int:
         "columns: spans/s at the sink over the window; CPU-s/100k = pipeline utime+stime per "
         "100k spans; cores = CPU used / wall; other = CPU of the pipeline's core taken by "
         "other processes (the machine is shared); runq = seconds the pipeline waited for a CPU "
-        "per CPU-second it ran (contention); lost = accepted by the pipeline but never "
-        "at the sink"
+        "per CPU-second it ran (contention); loadc = busy share of the load/sink core (near "
+        "1.0: the load side, not the pipeline, may be the limit); lost = accepted by the "
+        "pipeline but never at the sink"
     )
+    g_prof = best["goblock"].profile if "goblock" in best else ""
+    if g_prof and os.path.exists(g_prof):
+        summary = pyspy_summary.summarize(Path(g_prof), top=12)
+        results["goblock_profile"] = summary
+        print(f"\nwhere otel-goblock's time goes (py-spy, round 1 max leg, {g_prof}):")
+        print(pyspy_summary.render(summary))
     results["ratios"] = ratios
     results["settings"] = {k: v for k, v in vars(args).items()}
     results["machine"] = {
