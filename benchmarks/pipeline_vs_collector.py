@@ -52,7 +52,7 @@ from bench_configs import (
     collector_config,
     goblock_config,
 )
-from procstat import Snapshot, TreeSampler, core_busy_seconds, set_autogroup_nice
+from procstat import Snapshot, TreeSampler, cpu_seconds, set_autogroup_nice
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "build" / "bin"
@@ -205,11 +205,6 @@ def collect_load(procs: list[subprocess.Popen[str]]) -> dict[str, Any]:
     return total
 
 
-def load_core_busy(cores: str) -> float:
-    """Busy seconds of the load/sink core(s) (a list like "1" or "1,2")."""
-    return sum(core_busy_seconds(int(c)) for c in cores.split(",") if c.strip().isdigit())
-
-
 def scrape(port: int) -> dict[str, float]:
     """Sum of the pipeline's otelcol_* self-metrics by name (labels folded)."""
     try:
@@ -239,7 +234,7 @@ class LegResult:
     cpu_s_per_100k: float = 0.0
     cpu_cores: float = 0.0
     runq_wait_per_cpu_s: float = 0.0
-    load_core_busy: float = 0.0  # busy fraction of the load/sink core: ~1.0 means load-bound
+    load_cpu_cores: float = 0.0  # CPU of load generators + sink / wall: ~1.0 = load-bound
     other_load_on_core: float = 0.0
     peak_rss_mb: float = 0.0
     offered_spans_per_s: float = 0.0
@@ -305,14 +300,15 @@ def run_leg(
         loaders = start_load(load, args.load_cpu, spec.receiver_port)
         time.sleep(args.warmup)
         a: Snapshot = sampler.snapshot()
-        la = load_core_busy(args.load_cpu)
+        load_pids = [sink.proc.pid, *(p.pid for p in loaders)]
+        la = sum(cpu_seconds(p) for p in load_pids)
         ta, sa = sink.reading()
         if args.profile and system == "goblock" and kind == "max" and not args.profiled:
             args.profiled = True  # one round only: the others stay unperturbed
             profiler = start_profiler(proc.pid, args, logdir)
         time.sleep(args.duration)
         b: Snapshot = sampler.snapshot()
-        lb = load_core_busy(args.load_cpu)
+        lb = sum(cpu_seconds(p) for p in load_pids)
         tb, sb = sink.reading()
         res.load = collect_load(loaders)
         res.sink_spans_total = sink.wait_quiet()
@@ -325,7 +321,7 @@ def run_leg(
         res.spans_per_s = spans / res.window_s if res.window_s > 0 else 0.0
         res.cpu_s_per_100k = cpu / spans * 1e5 if spans else float("inf")
         res.cpu_cores = cpu / (b.t - a.t)
-        res.load_core_busy = (lb - la) / (b.t - a.t)
+        res.load_cpu_cores = (lb - la) / (b.t - a.t)
         res.runq_wait_per_cpu_s = (b.runq_wait_s - a.runq_wait_s) / cpu if cpu else 0.0
         res.other_load_on_core = max(0.0, (b.core_busy_s - a.core_busy_s - cpu) / (b.t - a.t))
         res.peak_rss_mb = sampler.peak_rss() / 2**20
@@ -392,7 +388,7 @@ def fmt_row(r: LegResult) -> str:
     return (
         f"{r.system:<10} {r.kind:<9} {r.spans_per_s:>12,.0f} {r.cpu_s_per_100k:>12.3f} "
         f"{r.cpu_cores:>6.2f} {r.peak_rss_mb:>9.1f} {refused:>12,} {r.lost_spans:>6} "
-        f"{r.other_load_on_core:>6.2f} {r.runq_wait_per_cpu_s:>6.2f} {r.load_core_busy:>6.2f}"
+        f"{r.other_load_on_core:>6.2f} {r.runq_wait_per_cpu_s:>6.2f} {r.load_cpu_cores:>6.2f}"
     )
 
 
@@ -409,7 +405,7 @@ def median_result(rs: list[LegResult]) -> LegResult:
         peak_rss_mb=statistics.median(r.peak_rss_mb for r in ok),
         other_load_on_core=statistics.median(r.other_load_on_core for r in ok),
         runq_wait_per_cpu_s=statistics.median(r.runq_wait_per_cpu_s for r in ok),
-        load_core_busy=statistics.median(r.load_core_busy for r in ok),
+        load_cpu_cores=statistics.median(r.load_cpu_cores for r in ok),
         lost_spans=max(r.lost_spans for r in ok),
         profile=next((r.profile for r in rs if r.profile), ""),
     )
@@ -553,8 +549,8 @@ def main() -> int:
         "columns: spans/s at the sink over the window; CPU-s/100k = pipeline utime+stime per "
         "100k spans; cores = CPU used / wall; other = CPU of the pipeline's core taken by "
         "other processes (the machine is shared); runq = seconds the pipeline waited for a CPU "
-        "per CPU-second it ran (contention); loadc = busy share of the load/sink core (near "
-        "1.0: the load side, not the pipeline, may be the limit); lost = accepted by the "
+        "per CPU-second it ran (contention); loadc = CPU of the load generators and sink / wall "
+        "(near 1.0: the load side, not the pipeline, may be the limit); lost = accepted by the "
         "pipeline but never at the sink"
     )
     g_prof = best["goblock"].profile if "goblock" in best else ""
