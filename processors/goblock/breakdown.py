@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from otel_goblock.processors.goblock.categories import (
@@ -40,6 +41,9 @@ _WAKE_SLACK_NS = 2_000_000
 _PEER_LOOKBACK_NS = 50_000_000
 
 
+_first = itemgetter(0)
+
+
 def sweep(recs: list[Rec], start: int, end: int, default: int, goid: int = 0) -> list[Seg]:
     """Disjoint segments covering [start, end]: the lowest code active wins each instant."""
     items = []
@@ -50,14 +54,28 @@ def sweep(recs: list[Rec], start: int, end: int, default: int, goid: int = 0) ->
             items.append((s, e, r))
     if not items:
         return [(start, end, default, None, goid, 0)] if end > start else []
-    items.sort(key=lambda x: x[0])
+    items.sort(key=_first)
+    # fast path: intervals that do not overlap (the common case) tile directly
+    segs: list[Seg] = []
+    pos = start
+    for s, e, r in items:
+        if s < pos:
+            break
+        if s > pos:
+            segs.append((pos, s, default, None, goid, 0))
+        segs.append((s, e, r[2], r[3], goid, r[4]))
+        pos = e
+    else:
+        if pos < end:
+            segs.append((pos, end, default, None, goid, 0))
+        return segs
     bounds = {start, end}
     for s, e, _ in items:
         bounds.add(s)
         bounds.add(e)
     points = sorted(bounds)
     heap: list[tuple[int, int, int, int]] = []  # code, start, index, end
-    segs: list[Seg] = []
+    segs = []
     i, n = 0, len(items)
     for k in range(len(points) - 1):
         a, b = points[k], points[k + 1]
@@ -254,6 +272,22 @@ def fmt_ms(ns: int) -> str:
     return f"{ms:.2f}"
 
 
+_seg_info: dict[tuple[int, Any], tuple[str, str | None]] = {}
+
+
+def _info(code: int, detail: Any) -> tuple[str, str | None]:
+    """(category, cause) of a segment kind, cached: the same few details recur."""
+    if code == GRPC_FC:
+        return category(code, detail), cause_of(code, detail)
+    key = (code, detail)
+    got = _seg_info.get(key)
+    if got is None:
+        if len(_seg_info) > 50_000:
+            _seg_info.clear()
+        got = _seg_info[key] = (category(code, detail), cause_of(code, detail))
+    return got
+
+
 def summarize(
     tl: ProcTimeline, an: Analysis, start: int, end: int, joined: bool, min_episode_ns: int
 ) -> Breakdown:
@@ -263,28 +297,33 @@ def summarize(
     biggest: dict[str, tuple[int, Seg]] = {}
     stretch: dict[tuple[int, Any, int], int] = {}
     episodes = []
+    seg_info = _seg_info
     for seg in an.segs:
         d = seg[1] - seg[0]
         code, detail = seg[2], seg[3]
-        cat = category(code, detail)
+        info = seg_info.get((code, detail)) if code != GRPC_FC else None
+        if info is None:
+            info = _info(code, detail)
+        cat, c = info
         ns[cat] = ns.get(cat, 0) + d
-        c = cause_of(code, detail)
         by_cause[c] = by_cause.get(c, 0) + d
-        if code != ON_CPU and code != UNKNOWN:
+        if code < ON_CPU:
             if d >= min_episode_ns:
                 episodes.append(seg)
             if c is not None:
-                k = (code, id(detail) if isinstance(detail, dict) else detail, seg[4])
+                k = (code, id(detail) if code == GRPC_FC else detail, seg[4])
                 total = stretch[k] = stretch.get(k, 0) + d
-                if c not in biggest or total > biggest[c][0]:
+                best = biggest.get(c)
+                if best is None or total > best[0]:
                     biggest[c] = (total, seg)
     duration = end - start
     unexplained = by_cause.get(None, 0)
-    explained = {c: v for c, v in by_cause.items() if c is not None}
-    if (duration > 0 and unexplained * 2 > duration) or not explained:
-        cause = "unattributed"
-    else:
-        cause = max(explained.items(), key=lambda kv: kv[1])[0]
+    cause = "unattributed"
+    if not (duration > 0 and unexplained * 2 > duration):
+        most = -1
+        for c, v in by_cause.items():
+            if c is not None and v > most:
+                cause, most = c, v
     diagnosis = _diagnose(tl, an, cause, by_cause, biggest, duration, joined)
     return Breakdown(ns, cause, diagnosis, episodes)
 

@@ -8,12 +8,15 @@ episode child spans are appended to the same scope.
 
 from __future__ import annotations
 
+import functools
 import random
+import struct
 from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otel_goblock.processors.goblock.breakdown import (
+    FIXED_CATEGORIES,
     Analysis,
     Breakdown,
     Seg,
@@ -30,15 +33,28 @@ from otel_goblock.processors.goblock.categories import (
     GC_STW,
     GRPC_FC,
     PARK,
+    PARK_CAUSE,
     RUNQUEUE,
     SYSCALL,
     conn_key,
     peer_of,
     syscall_class,
 )
+from otel_goblock.processors.goblock.encode import attr, attr_double, attr_int, attr_str, span_entry
 from otel_goblock.processors.goblock.timeline import ProcTimeline, Timelines
 
 GOID_ATTR = "goblock.goroutine.id"
+# the always-present categories, encoded with one struct.pack per span
+_FIXED_PREFIXES = [attr_double(f"goblock.{c}.ms", 0.0)[:-8] for c in FIXED_CATEGORIES]
+_FIXED_STRUCT = struct.Struct("<" + "".join(f"{len(p)}sd" for p in _FIXED_PREFIXES))
+_FIXED_SET = frozenset(FIXED_CATEGORIES)
+
+
+@functools.lru_cache(maxsize=256)
+def _const_attr(key: str, value: str) -> bytes:
+    return attr_str(key, value)
+
+
 MAX_SPAN_EVENTS = 32
 _rand = random.Random()
 
@@ -87,25 +103,14 @@ def episode_name(seg: Seg) -> str:
     return "goblock: off-CPU"
 
 
-def episode_attributes(tl: ProcTimeline, seg: Seg) -> list[tuple[str, object]]:
-    """What an episode span carries: cause, category, duration, details (see README)."""
-    code, detail = seg[2], seg[3]
-    d = seg[1] - seg[0]
+def static_episode_attributes(code: int, detail: Any) -> list[tuple[str, object]]:
+    """The attributes an episode's kind and detail alone decide (cached as bytes)."""
     out: list[tuple[str, object]] = [
         ("goblock.cause", cause_of(code, detail) or "unattributed"),
         ("goblock.category", category(code, detail)),
-        ("goblock.duration.ms", d / 1e6),
     ]
-    if seg[4]:
-        out.append((GOID_ATTR, seg[4]))
-    if seg[5]:
-        out.append(("goblock.thread.id", seg[5]))
     if code == PARK:
         out.append(("goblock.wait.reason", detail))
-        peer = episode_peer(tl, seg) if cause_of(code, detail) == "network" else None
-        if peer:
-            out.append(("goblock.peer.address", peer[1]))
-            out.append(("goblock.syscall.name", peer[0]))
     elif code == SYSCALL:
         name, target = detail
         out.append(("goblock.syscall.name", name))
@@ -124,8 +129,55 @@ def episode_attributes(tl: ProcTimeline, seg: Seg) -> list[tuple[str, object]]:
         for k, v in detail.items():
             if k != "type" and isinstance(v, str | int | float):
                 out.append((f"goblock.grpc.{k}", v))
-    out.append(("goblock.diagnosis", describe(tl, seg, fmt_ms(d))))
     return out
+
+
+def episode_attributes(tl: ProcTimeline, seg: Seg) -> list[tuple[str, object]]:
+    """Every attribute of an episode span (README: "Episode spans")."""
+    code, detail = seg[2], seg[3]
+    out = static_episode_attributes(code, detail)
+    if seg[4]:
+        out.append((GOID_ATTR, seg[4]))
+    if code == PARK and PARK_CAUSE.get(detail) == "network":
+        peer = episode_peer(tl, seg)
+        if peer:
+            out.append(("goblock.peer.address", peer[1]))
+            out.append(("goblock.syscall.name", peer[0]))
+    return out
+
+
+_static: dict[tuple[int, Any], tuple[bytes, bytes]] = {}
+
+
+def _static_parts(code: int, detail: Any) -> tuple[bytes, bytes]:
+    """(encoded name, encoded static attributes) of an episode kind, cached per
+    (kind, detail): the same waits recur span after span."""
+    if code == GRPC_FC:  # detail is a dict
+        seg = (0, 0, code, detail, 0, 0)
+        blob = b"".join(attr(k, v) for k, v in static_episode_attributes(code, detail))
+        return episode_name(seg).encode(), blob
+    got = _static.get((code, detail))
+    if got is None:
+        seg = (0, 0, code, detail, 0, 0)
+        blob = b"".join(attr(k, v) for k, v in static_episode_attributes(code, detail))
+        if len(_static) > 50_000:
+            _static.clear()
+        got = _static[(code, detail)] = (episode_name(seg).encode(), blob)
+    return got
+
+
+def episode_entry(tl: ProcTimeline, seg: Seg, trace_id: bytes, parent: bytes) -> bytes:
+    """An episode as an encoded child span (a `ScopeSpans.spans` entry)."""
+    code, detail = seg[2], seg[3]
+    name, static = _static_parts(code, detail)
+    if seg[4]:
+        static += attr_int(GOID_ATTR, seg[4])
+    if code == PARK and PARK_CAUSE.get(detail) == "network":
+        peer = episode_peer(tl, seg)
+        if peer:
+            static += attr_str("goblock.peer.address", peer[1])
+            static += attr_str("goblock.syscall.name", peer[0])
+    return span_entry(trace_id, new_span_id(), parent, name, seg[0], seg[1], static)
 
 
 def new_span_id() -> bytes:
@@ -133,6 +185,7 @@ def new_span_id() -> bytes:
 
 
 def fill_episode(span: Span, tl: ProcTimeline, seg: Seg) -> None:
+    """An episode as a standalone span (unjoined episodes; no parent)."""
     span.name = episode_name(seg)
     span.kind = Span.SPAN_KIND_INTERNAL
     span.start_time_unix_nano = seg[0]
@@ -140,6 +193,7 @@ def fill_episode(span: Span, tl: ProcTimeline, seg: Seg) -> None:
     attrs = span.attributes
     for k, v in episode_attributes(tl, seg):
         put(attrs, k, v)
+    put(attrs, "goblock.diagnosis", describe(tl, seg, fmt_ms(seg[1] - seg[0])))
 
 
 class Joiner:
@@ -151,9 +205,9 @@ class Joiner:
         self.min_episode_ns = min_episode_ns
         self.depth = depth
 
-    def enrich(self, span: Span, scope_spans: Any, tl: ProcTimeline) -> tuple[int, bool]:
-        """Edit `span`; returns (episode spans appended to `scope_spans`, joined to a
-        goroutine)."""
+    def enrich(self, span: Span, tl: ProcTimeline, out: list[bytes]) -> tuple[int, bool]:
+        """Edit `span`; its episode spans go to `out` as encoded `ScopeSpans.spans`
+        entries (the caller merges them into the scope). Returns (episodes, joined)."""
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
         if end < start:
             end = start
@@ -172,12 +226,9 @@ class Joiner:
         self._write(span, bd, goid, join, has_attr)
         n = 0
         if bd.episodes:
+            trace, parent = span.trace_id, span.span_id
             for seg in bd.episodes:
-                child = scope_spans.spans.add()
-                child.trace_id = span.trace_id
-                child.span_id = new_span_id()
-                child.parent_span_id = span.span_id
-                fill_episode(child, tl, seg)
+                out.append(episode_entry(tl, seg, trace, parent))
                 n += 1
         self._span_events(span, tl, an, start, end)
         if goid:
@@ -192,14 +243,25 @@ class Joiner:
 
     @staticmethod
     def _write(span: Span, bd: Breakdown, goid: int, join: str, has_attr: bool) -> None:
-        attrs = span.attributes
-        for cat, ns in bd.ns.items():
-            put(attrs, f"goblock.{cat}.ms", ns / 1e6)
-        put(attrs, "goblock.cause", bd.cause)
-        put(attrs, "goblock.diagnosis", bd.diagnosis)
-        put(attrs, "goblock.join", join)
+        ns = bd.ns
+        p = _FIXED_PREFIXES  # order of FIXED_CATEGORIES
+        parts = [
+            _FIXED_STRUCT.pack(
+                p[0], ns["on_cpu"] / 1e6, p[1], ns["runqueue"] / 1e6, p[2], ns["syscall"] / 1e6,
+                p[3], ns["gc.stw"] / 1e6, p[4], ns["gc.assist"] / 1e6,
+                p[5], ns["unattributed"] / 1e6,
+            )
+        ]  # fmt: skip
+        if len(ns) > len(FIXED_CATEGORIES):
+            for cat, v in ns.items():
+                if cat not in _FIXED_SET:
+                    parts.append(attr_double(f"goblock.{cat}.ms", v / 1e6))
+        parts.append(_const_attr("goblock.cause", bd.cause))
+        parts.append(attr_str("goblock.diagnosis", bd.diagnosis))
+        parts.append(_const_attr("goblock.join", join))
         if goid and not has_attr:
-            put(attrs, GOID_ATTR, goid)
+            parts.append(attr_int(GOID_ATTR, goid))
+        span.MergeFromString(b"".join(parts))
 
     def _span_events(
         self, span: Span, tl: ProcTimeline, an: Analysis, start: int, end: int

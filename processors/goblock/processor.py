@@ -226,10 +226,13 @@ class GoblockProcessor(Component):
             for ss in rs.scope_spans:
                 all_spans = ss.spans
                 n = len(all_spans)
+                children: list[bytes] = []
                 for i in range(n):
-                    e, j = enrich(all_spans[i], ss, tl)
+                    e, j = enrich(all_spans[i], tl, children)
                     episodes += e
                     joined += j
+                if children:
+                    ss.MergeFromString(b"".join(children))
                 spans += n
         self._m_enriched.add(spans, self._attrs)
         if joined:

@@ -1,0 +1,163 @@
+"""goblock processor throughput on one core: pass-through vs join, side by side.
+
+Spans arrive as serialized OTLP requests (100 spans each, one process); each joined span
+has ~10 events (marker, syscalls with fd targets, parks, run-queue and off-CPU waits,
+GC). Reports spans/s and events/s for: pass-through with nothing observed, pass-through
+of an unobserved process while another is observed (wire scan only), event ingest, and
+the join (route + parse + breakdown + attributes + episode spans + serialize).
+
+    .venv/bin/python benchmarks/goblock_join.py [--spans 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+import time
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from otel_goblock.component import ComponentID, CreateSettings
+from otel_goblock.config import decode
+from otel_goblock.pdata import Event, Traces
+from otel_goblock.processors.goblock.config import Config
+from otel_goblock.processors.goblock.processor import GoblockProcessor
+from otel_goblock.telemetry import Telemetry
+
+MS = 1_000_000
+PID, OTHER = 4242, 5151
+PER_REQUEST = 100
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.spans = 0
+        self.bytes = 0
+
+    async def consume_traces(self, data: Traces) -> None:
+        self.spans += data.span_count
+        self.bytes += len(data.serialized())  # the exporter would serialize
+
+
+def build(n: int, pid: int, t0: int) -> tuple[list[bytes], list[list[Event]]]:
+    reqs, evs = [], []
+    for r in range(n // PER_REQUEST):
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="demo")))
+        rs.resource.attributes.append(KeyValue(key="process.pid", value=AnyValue(int_value=pid)))
+        ss = rs.scope_spans.add()
+        batch: list[Event] = []
+        for i in range(PER_REQUEST):
+            k = r * PER_REQUEST + i
+            goid = 1000 + k
+            tid = 100 + k % 500  # a thread runs one of these goroutines at a time
+            start = t0 + k * 2 * MS // 10  # overlapping spans, 5k/s of app time
+            end = start + 20 * MS
+            s = ss.spans.add()
+            s.trace_id = (k + 1).to_bytes(16, "big")
+            s.span_id = (k + 1).to_bytes(8, "big")
+            s.name = "GET /net"
+            s.kind = 2
+            s.start_time_unix_nano, s.end_time_unix_nano = start, end
+            for key, val in (("http.route", "/net"), ("http.method", "GET"),
+                             ("http.status_code", 200), ("net.peer.port", 5000 + k % 100)):
+                kv = s.attributes.add()
+                kv.key = key
+                if isinstance(val, int):
+                    kv.value.int_value = val
+                else:
+                    kv.value.string_value = val
+            target = f"tcp 127.0.0.1:{40000 + k % 1000}->10.0.0.5:5432"
+            batch += [
+                Event("runqueue", pid, tid, 0, start, start + MS // 5, {"after": "wakeup"}, "ebpf"),
+                Event("syscall", pid, tid, goid, start + MS, start + MS + 20_000,
+                      {"nr": 1, "name": "write", "fd": 7, "fd_target": target}, "ebpf"),
+                Event("syscall", pid, tid, goid, start + MS + 30_000, start + MS + 40_000,
+                      {"nr": 0, "name": "read", "fd": 7, "fd_target": target}, "ebpf"),
+                Event("park", pid, tid, goid, start + MS + 50_000, start + 15 * MS,
+                      {"reason": "IO wait"}, "ebpf"),
+                Event("offcpu", pid, tid, 0, start + MS + 60_000, start + 14 * MS,
+                      {"state": "blocked", "runq_ns": 0}, "ebpf"),
+                Event("runqueue", pid, tid, goid, start + 15 * MS, start + 15 * MS + 300_000,
+                      {"after": "wakeup"}, "ebpf"),
+                Event("syscall", pid, tid, goid, start + 16 * MS, start + 16 * MS + 10_000,
+                      {"nr": 0, "name": "read", "fd": 7, "fd_target": target}, "ebpf"),
+                Event("park", pid, tid, goid, start + 17 * MS, start + 18 * MS,
+                      {"reason": "sync.Mutex.Lock"}, "ebpf"),
+                Event("gc_assist", pid, tid, goid, start + 18 * MS, start + 18 * MS + 200_000,
+                      {}, "ebpf"),
+                Event("span_marker", pid, tid, goid, end, end,
+                      {"trace_id": s.trace_id.hex(), "span_id": s.span_id.hex()}, "ebpf"),
+            ]
+        reqs.append(req.SerializeToString())
+        evs.append(batch)
+    return reqs, evs
+
+
+def make(options: dict) -> tuple[GoblockProcessor, Sink]:
+    tel, sink = Telemetry(), Sink()
+    cfg = decode(Config, {"join_delay": "0s", "retention": "10m", "unjoined_after": "5m",
+                          "max_events": 10_000_000, **options})
+    st = CreateSettings(id=ComponentID("goblock"), kind="processor",
+                        logger=logging.getLogger("bench"), meter=tel.meter("goblock"),
+                        signals=frozenset({"traces"}))
+    return GoblockProcessor(st, cfg, sink), sink
+
+
+async def main(n: int) -> None:
+    t0 = time.time_ns() - 60_000 * MS
+    reqs, evs = build(n, PID, t0)
+    other_reqs, _ = build(n, OTHER, t0)
+    n_events = sum(len(b) for b in evs)
+    rows = []
+
+    proc, sink = make({})
+    t = time.process_time()
+    for raw in other_reqs:
+        await proc.consume_traces(Traces(raw=raw, span_count=PER_REQUEST))
+    dt = time.process_time() - t
+    rows.append(("pass-through, nothing observed", n / dt, 0.0))
+
+    proc, sink = make({})
+    await proc.consume_traces(Traces(raw=b"", span_count=0, events=evs[0][:1]))
+    t = time.process_time()
+    for raw in other_reqs:
+        await proc.consume_traces(Traces(raw=raw, span_count=PER_REQUEST))
+    dt = time.process_time() - t
+    rows.append(("pass-through, unobserved pid (wire scan)", n / dt, 0.0))
+
+    proc, sink = make({})
+    t = time.process_time()
+    for b in evs:
+        await proc.consume_traces(Traces(raw=b"", span_count=0, events=b))
+    dt_ingest = time.process_time() - t
+    rows.append(("event ingest only (10 events/span)", n / dt_ingest, n_events / dt_ingest))
+
+    t = time.process_time()
+    for raw in reqs:
+        await proc.consume_traces(Traces(raw=raw, span_count=PER_REQUEST))
+    dt_join = time.process_time() - t
+    rows.append(("join only (timeline populated)", n / dt_join, 0.0))
+    rows.append(("ingest + join, per span", n / (dt_ingest + dt_join),
+                 n_events / (dt_ingest + dt_join)))
+    out_spans = sink.spans
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"spans={n} events={n_events} ({n_events / n:.0f}/span), one core (CPU time of this process, so other load on the host does not skew it), python "
+          f"protobuf upb")
+    print(f"{'stage':<44} {'spans/s':>10} {'events/s':>11}  vs pass-through")
+    base = rows[1][1]
+    for name, sps, eps in rows:
+        print(f"{name:<44} {sps:>10,.0f} {eps:>11,.0f}  {sps / base:>6.3f}x")
+    print(f"spans out of the join: {out_spans} ({out_spans / n:.1f} per app span incl. "
+          f"episode children); max RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spans", type=int, default=50_000)
+    asyncio.run(main(ap.parse_args().spans))
