@@ -5,6 +5,7 @@ services the same way."""
 
 from harness.demo import ScenarioResult, hit, hit_many
 from harness.jaeger import JaegerClient, Span, Trace
+from harness.otlpfile import read_traces, spans_of
 from harness.services import (
     ROOT,
     DemoBuild,
@@ -31,4 +32,6 @@ __all__ = [
     "hit",
     "hit_many",
     "listening_sockets",
+    "read_traces",
+    "spans_of",
 ]
