@@ -202,3 +202,18 @@ def test_start_moves_to_new_port_when_its_port_is_taken(
         assert demo.port != taken
         assert hit(demo.url, "/sleep?ms=1").status == 200
     demo.stop()
+
+
+@pytest.mark.parametrize("flag", ["-listen", "-grpc-listen", "-backend-listen"])
+def test_demo_refuses_non_loopback_addresses(demo_build: DemoBuild, flag: str) -> None:
+    """The demo blocks on purpose and serves pprof: it must never listen beyond loopback."""
+    p = subprocess.run(
+        [str(demo_build.dwarf), flag, "0.0.0.0:0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=dict(os.environ, OTEL_METRICS_EXPORTER="none"),
+    )
+    assert p.returncode != 0
+    assert "only loopback addresses are allowed" in p.stderr
