@@ -7,7 +7,8 @@ spans x 10 attributes through:
   raw      a bare grpc.aio unary call per request, 10 concurrent (the floor: no queue, no
            retry, no telemetry)
   otlp_grpc the exporter with its defaults (sending_queue 1000 / 10 consumers, retry,
-           timeout), compression none and gzip
+           timeout), compression none and gzip, and with the persistent queue
+           (`sending_queue.storage` in a temporary directory: a file per request)
 
 and prints spans/s, exporter-process CPU-seconds per 100k spans, and each ratio to raw.
 A refused enqueue (queue full) is backpressure here: the feeder yields and tries again.
@@ -24,6 +25,7 @@ import multiprocessing
 import os
 import socket
 import sys
+import tempfile
 import time
 
 import grpc
@@ -117,7 +119,7 @@ async def run_raw(port: int, raw: bytes, seconds: float) -> tuple[int, float]:
 
 
 async def run_exporter(
-    port: int, raw: bytes, seconds: float, compression: str
+    port: int, raw: bytes, seconds: float, compression: str, storage: str = ""
 ) -> tuple[int, float]:
     logging.getLogger("bench").setLevel(logging.ERROR)  # queue-full warnings are expected
     reader = InMemoryMetricReader()
@@ -127,7 +129,12 @@ async def run_exporter(
     )
     cfg = decode(
         Config,
-        {"endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True}, "compression": compression},
+        {
+            "endpoint": f"127.0.0.1:{port}",
+            "tls": {"insecure": True},
+            "compression": compression,
+            "sending_queue": {"storage": storage},
+        },
     )
     exp = FACTORY.create(settings, cfg, None)
     await exp.start(_Host())
@@ -172,6 +179,10 @@ def main() -> None:
         ("raw grpc.aio (floor)", lambda: run_raw(port, raw, args.seconds)),
         ("otlp_grpc compression=none", lambda: run_exporter(port, raw, args.seconds, "none")),
         ("otlp_grpc compression=gzip", lambda: run_exporter(port, raw, args.seconds, "gzip")),
+        (
+            "otlp_grpc none + storage",
+            lambda: run_exporter(port, raw, args.seconds, "none", tempfile.mkdtemp()),
+        ),
     ):
         before = counter.value
         t0 = time.monotonic()
