@@ -10,8 +10,10 @@ Printed side by side: spans/s accepted, server CPU (share of its core), spans pe
 CPU-second and CPU-seconds per 100k spans for
   otlp receiver    the real component (parse with upb, count, telemetry, consumer call);
   bare grpc.aio    the same server shape whose handler does nothing: the transport's floor;
+  grpc.aio + upb parse  that handler parsing and counting: the receiver minus its own code;
   upb parse+count  FromString + count in a loop: the receiver's work if gRPC cost nothing;
-and the ratios between them, plus the peak RSS.
+and the ratios between them, plus the peak RSS. `--json` adds the OTLP/JSON codec
+(receivers/otlp/otlpjson.py, also used by the file exporter) against json_format.
 
     .venv/bin/python benchmarks/otlp_receiver.py [--seconds 10] [--concurrency 8]
 """
@@ -31,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.sdk.metrics import MeterProvider
@@ -125,9 +128,12 @@ def parse_ceiling(seconds: float = 2.0) -> float:
 
 class BareServer:
     """The floor: a grpc.aio server whose Export handler neither parses nor counts spans
-    (every request is assumed to hold SPANS spans). What gRPC + asyncio alone cost."""
+    (every request is assumed to hold SPANS spans). What gRPC + asyncio alone cost.
+    With `parse`, the handler also parses and counts with upb: gRPC + parse, without any
+    of the receiver's own code (telemetry, pdata, consumer call, error mapping)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parse: bool = False) -> None:
+        self.parse = parse
         self.spans = 0
         self._server = None
         self.grpc_address = ""
@@ -136,7 +142,10 @@ class BareServer:
         import grpc
 
         async def export(request: bytes, context: object) -> bytes:
-            self.spans += SPANS
+            if self.parse:
+                self.spans += count_spans(ExportTraceServiceRequest.FromString(request))
+            else:
+                self.spans += SPANS
             return b""
 
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 << 20)])
@@ -202,6 +211,44 @@ async def measure(
     return {"spans_s": spans / wall, "cpu_core": cpu / wall, "per_cpu_s": spans / cpu if cpu else 0}
 
 
+def json_codec() -> None:
+    """OTLP/JSON encode/decode of the same requests: our codec vs json_format, per CPU-s."""
+    import base64
+
+    from google.protobuf import json_format
+    from otel_goblock.receivers.otlp import otlpjson
+
+    req = ExportTraceServiceRequest.FromString(build_request(1))
+    body = otlpjson.encode_traces(req)
+
+    def ref_encode() -> bytes:  # json_format + the hex-id fix-up it needs for OTLP
+        obj = json_format.MessageToDict(req, use_integers_for_enums=True)
+        for span in obj["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            for k in ("traceId", "spanId", "parentSpanId"):
+                span[k] = base64.b64decode(span[k]).hex()
+        return orjson.dumps(obj)
+
+    def ref_decode() -> ExportTraceServiceRequest:
+        obj = orjson.loads(body)
+        for span in obj["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            for k in ("traceId", "spanId", "parentSpanId"):
+                span[k] = base64.b64encode(bytes.fromhex(span[k])).decode()
+        return json_format.ParseDict(obj, ExportTraceServiceRequest())
+
+    def rate(fn: object, seconds: float = 1.5) -> float:
+        n, t0 = 0, time.process_time()
+        while time.process_time() - t0 < seconds:
+            fn()
+            n += SPANS
+        return n / (time.process_time() - t0)
+
+    enc, ref_enc = rate(lambda: otlpjson.encode_traces(req)), rate(ref_encode)
+    dec, ref_dec = rate(lambda: otlpjson.decode_traces(body)), rate(ref_decode)
+    print(f"OTLP/JSON ({len(body) // SPANS} bytes/span)   spans/CPU-s   json_format   ratio")
+    print(f"  encode                      {enc:>10,.0f}  {ref_enc:>12,.0f}  {enc / ref_enc:>5.1f}x")
+    print(f"  decode                      {dec:>10,.0f}  {ref_dec:>12,.0f}  {dec / ref_dec:>5.1f}x")
+
+
 async def main(args: argparse.Namespace) -> None:
     ncpu = os.cpu_count() or 1
     rx_cpu, load_cpu = (0, 1) if ncpu >= 2 and not args.no_pin else (None, None)
@@ -229,6 +276,8 @@ async def main(args: argparse.Namespace) -> None:
     if not args.receiver_only:
         bare = BareServer()
         results["bare grpc.aio"] = await measure("bare", bare, bare, args, load_cpu)
+        parsing = BareServer(parse=True)
+        results["grpc.aio + upb parse"] = await measure("parse", parsing, parsing, args, load_cpu)
     ceiling = parse_ceiling()
 
     print(f"{'':26}{'spans/s':>12}{'server CPU':>12}{'spans/CPU-s':>13}{'CPU-s/100k':>12}")
@@ -243,10 +292,14 @@ async def main(args: argparse.Namespace) -> None:
     rx_eff = results["otlp receiver"]["per_cpu_s"]
     if "bare grpc.aio" in results:
         bare_eff = results["bare grpc.aio"]["per_cpu_s"]
+        parse_eff = results["grpc.aio + upb parse"]["per_cpu_s"]
         print(f"receiver / bare grpc.aio  : {rx_eff / bare_eff:.2f}x (spans per CPU-second)")
+        print(f"receiver / grpc.aio+parse : {rx_eff / parse_eff:.2f}x (spans per CPU-second)")
     print(f"receiver / parse ceiling  : {rx_eff / ceiling:.2f}x (spans per CPU-second)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process  : {peak:.0f} MiB")
+    if args.json:
+        json_codec()
 
 
 if __name__ == "__main__":
@@ -255,6 +308,7 @@ if __name__ == "__main__":
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--python-load", action="store_true", help="use the Python load generator")
+    ap.add_argument("--json", action="store_true", help="also time the OTLP/JSON codec")
     ap.add_argument("--receiver-only", action="store_true", help="skip the bare grpc.aio run")
     ap.add_argument("--no-pin", action="store_true", help="do not pin receiver and load to cores")
     asyncio.run(main(ap.parse_args()))
