@@ -236,9 +236,9 @@ class Joiner:
             for g in an.goroutines:
                 if done.get(g, 0) < end:
                     done[g] = end
-                tl.claims.append((start, end, g))
+            tl.claim(start, end, an.goroutines)
         else:
-            tl.claims.append((start, end, 0))
+            tl.claim(start, end, ())
         return n, bool(goid)
 
     @staticmethod

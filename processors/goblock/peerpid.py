@@ -12,13 +12,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
+from urllib.parse import unquote
 
 _SOCKET_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 
 
 def parse_peer(peer: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int] | None:
     """ "127.0.0.1:5000", "[::1]:5000", gRPC's "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000"."""
-    text = peer.strip()
+    text = unquote(peer.strip())
     for prefix in ("ipv4:", "ipv6:"):
         if text.startswith(prefix):
             text = text[len(prefix) :]

@@ -1,5 +1,10 @@
 """Per-process timelines of goblock events, indexed by goroutine and by thread.
 
+Scheduler events (off-CPU, run queue) are kept by thread even when they carry a goid: the
+kernel side can only tag them with the goid cached at the thread's last syscall entry,
+which is stale once another goroutine runs there. The join attributes them through the
+thread the goroutine is known to have run on (breakdown._thread_events).
+
 Storage is compact on purpose (the join must keep up with ~500k events/s): one tuple
 `(start_ns, end_ns, code, detail, tid, src)` per interval, appended to a list per
 goroutine (events that know their goid) or per thread (kernel events with goid 0). Lists
@@ -66,6 +71,7 @@ class ProcTimeline:
         "by_goid",
         "by_tid",
         "children",
+        "claim_order",
         "claims",
         "done",
         "exe",
@@ -91,10 +97,34 @@ class ProcTimeline:
         self.done: dict[int, int] = {}  # goid → end of the last span joined on it
         self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
         self.exe: str | None = None
-        # (start, end, goid) windows that joined spans claimed (goid 0: the whole
-        # process, for stop-the-world), and how far unclaimed episodes were judged
-        self.claims: list[tuple[int, int, int]] = []
+        # windows joined spans claimed, per goroutine (key 0: every span, for the
+        # process-wide stop-the-world), in join order; how far unclaimed episodes were judged
+        self.claims: dict[int, list[tuple[int, int]]] = {}
+        self.claim_order: deque[tuple[int, int]] = deque()  # (end, goid) in join order
         self.judged_until = 0
+
+    def claim(self, start: int, end: int, goroutines: Iterable[int]) -> None:
+        """A span [start, end] covered these goroutines (and, always, the process)."""
+        for key in (0, *goroutines):
+            lst = self.claims.get(key)
+            if lst is None:
+                lst = self.claims[key] = []
+            lst.append((start, end))
+            self.claim_order.append((end, key))
+
+    def forget_claims(self, cutoff: int) -> None:
+        """Drop claims that ended before `cutoff`; O(claims dropped)."""
+        order, claims = self.claim_order, self.claims
+        while order and order[0][0] < cutoff:
+            _, key = order.popleft()
+            lst = claims.get(key)
+            if lst:
+                del lst[0]
+                if not lst:
+                    del claims[key]
+
+    def claimed(self, goid: int, start: int, end: int) -> bool:
+        return any(a < end and start < b for a, b in self.claims.get(goid, ()))
 
     # -- queries -------------------------------------------------------------------
 
@@ -268,7 +298,7 @@ class Timelines:
                     continue
             else:
                 continue  # unknown kinds are ignored (a newer receiver than this processor)
-            if goid:
+            if goid and (not e.tid or (kind != "offcpu" and kind != "runqueue")):
                 done = tl.done
                 if done and start < done.get(goid, 0):
                     late += 1
@@ -353,10 +383,13 @@ class Timelines:
                 keep_i = [x for x in tl.instants if x[0] >= cutoff]
                 removed += len(tl.instants) - len(keep_i)
                 tl.instants = keep_i
-            if tl.claims and tl.claims[0][1] < cutoff:
-                tl.claims = [c for c in tl.claims if c[1] >= cutoff]
-            if tl.done:
-                tl.done = {g: t for g, t in tl.done.items() if t >= cutoff}
+            tl.forget_claims(cutoff)
+            done = tl.done
+            while done:  # insertion order ≈ time order: stop at the first recent one
+                g = next(iter(done))
+                if done[g] >= cutoff:
+                    break
+                del done[g]
         self.total = max(0, self.total - removed)
         return removed
 

@@ -44,19 +44,12 @@ def _judged(rec: tuple, min_ns: int) -> bool:
     return code in (SYSCALL, GC_ASSIST, GRPC_FC)
 
 
-def _claimed(claims: dict[int, list[tuple[int, int]]], goid: int, s: int, e: int) -> bool:
-    return any(a < e and s < b for a, b in claims.get(goid, ()))
-
-
 def collect(tl: ProcTimeline, cutoff: int, min_ns: int, prefer: int) -> list[Seg]:
     """Unclaimed episodes of `tl` that started in [judged_until, cutoff); advances the
     judged mark and forgets the claims it no longer needs."""
     lo = tl.judged_until
     if cutoff <= lo:
         return []
-    claims: dict[int, list[tuple[int, int]]] = {}
-    for a, b, g in tl.claims:
-        claims.setdefault(g, []).append((a, b))
     arbitrate = len(tl.park_sources) > 1
     out: list[Seg] = []
     for goid, recs in tl.by_goid.items():
@@ -68,16 +61,16 @@ def collect(tl: ProcTimeline, cutoff: int, min_ns: int, prefer: int) -> list[Seg
                 continue
             if arbitrate and r[2] in (PARK, GC_ASSIST) and r[5] != prefer:
                 continue
-            if not _claimed(claims, goid, r[0], r[1]):
+            if not tl.claimed(goid, r[0], r[1]):
                 out.append((r[0], r[1], r[2], r[3], goid, r[4]))
     for r in tl.stw:
         if lo <= r[0] < cutoff and r[1] - r[0] >= min_ns:
             if arbitrate and r[5] != prefer:
                 continue
-            if not any(a < r[1] and r[0] < b for a, b, _ in tl.claims):
+            if not tl.claimed(0, r[0], r[1]):
                 out.append((r[0], r[1], GC_STW, r[3], 0, r[4]))
     tl.judged_until = cutoff
-    tl.claims = [c for c in tl.claims if c[1] >= cutoff]
+    tl.forget_claims(cutoff)
     return out
 
 

@@ -339,3 +339,34 @@ async def test_tcp_instants_on_the_spans_connection_become_span_events() -> None
     ea = {kv.key: kv.value for kv in span.events[0].attributes}
     assert ea["goblock.tcp.dport"].int_value == 5432
     assert attrs_of(span)["goblock.diagnosis"].startswith("blocked 91 ms writing to 10.0.0.5:5432")
+
+
+async def test_scheduler_events_with_a_stale_goid_do_not_follow_the_goid() -> None:
+    """The kernel tags sched events with the goid cached at the thread's last syscall:
+    once the goroutine moved to another thread, that goid is stale and must not count."""
+    proc, sink, _ = make()
+    events = [
+        ev("park", 0, 20, goid=GOID, tid=TID, reason="chan receive"),  # parked on TID
+        ev("syscall", 30, 31, goid=GOID, tid=TID + 5, name="write", fd_target="pipe:[9]"),
+        ev("offcpu", 40, 80, goid=GOID, tid=TID, state="preempted"),  # TID runs someone else
+        marker(1, 100, GOID, tid=TID + 5),
+    ]
+    await run(proc, events, request([(1, 0, 100)]))
+    a = attrs_of(app_span(sink, 1))
+    assert a["goblock.runqueue.ms"] == 0.0
+    assert a["goblock.on_cpu.ms"] == pytest.approx(79.0)
+
+
+async def test_grpc_instants_become_span_events() -> None:
+    proc, sink, _ = make()
+    events = [
+        ev("grpc", 50, goid=GOID, type="goaway", code=11, debug_data="too_many_pings"),
+        ev("grpc", 60, goid=GOID + 1, type="ping"),  # another goroutine's
+        marker(1, 100, GOID),
+    ]
+    await run(proc, events, request([(1, 0, 100)]))
+    span = app_span(sink, 1)
+    assert [e.name for e in span.events] == ["grpc goaway"]
+    ea = {kv.key: kv.value for kv in span.events[0].attributes}
+    assert ea["goblock.grpc.debug_data"].string_value == "too_many_pings"
+    assert ea["goblock.grpc.code"].int_value == 11
