@@ -216,7 +216,7 @@ async def test_insecure_skip_verify_pins_the_presented_certificate(tmp_path) -> 
     await asyncio.sleep(0.2)
     sink = await GrpcSink(port=port, tls=tls).start()
     try:
-        await wait_until(lambda: len(sink.traces) == 1)
+        await wait_until(lambda: len(sink.traces) == 1, timeout=30)
         # a restarted server with a new certificate is pinned again
         await sink.stop()
         certs2 = make_certs(
@@ -225,7 +225,7 @@ async def test_insecure_skip_verify_pins_the_presented_certificate(tmp_path) -> 
         tls2 = (certs2["server_key"].read_bytes(), certs2["server_cert"].read_bytes(), None)
         sink = await GrpcSink(port=port, tls=tls2).start()
         await exp.consume_traces(traces(2))
-        await wait_until(lambda: len(sink.traces) == 1)
+        await wait_until(lambda: len(sink.traces) == 1, timeout=30)
         await exp.shutdown()
     finally:
         await sink.stop()
