@@ -196,6 +196,33 @@ def fill_episode(span: Span, tl: ProcTimeline, seg: Seg) -> None:
     put(attrs, "goblock.diagnosis", describe(tl, seg, fmt_ms(seg[1] - seg[0])))
 
 
+# a GOAWAY during the span explains waits that look like an RPC stuck on its connection
+KEEPALIVE_OVERRIDES = frozenset({"network", "channel", "unattributed"})
+
+
+def _keepalive(bd: Breakdown, tl: ProcTimeline, an: Analysis, start: int, end: int) -> None:
+    """A GOAWAY (e.g. ENHANCE_YOUR_CALM "too_many_pings") or keepalive failure that tore
+    down the span's connection while the span waited: cause grpc_keepalive."""
+    for t, g, kind, a in tl.instants:
+        if (
+            kind == "grpc"
+            and start <= t <= end
+            and a.get("type") in ("goaway", "keepalive_timeout")
+            and (g == 0 or g in an.goroutines)
+        ):
+            code = a.get("code", a.get("error_code", ""))
+            debug = a.get("debug_data", "")
+            what = "GOAWAY" if a.get("type") == "goaway" else "keepalive timeout"
+            detail = " ".join(str(x) for x in (code, debug) if x != "")
+            detail = f" ({detail})" if detail else ""
+            bd.cause = "grpc_keepalive"
+            bd.diagnosis = (
+                f"connection torn down by {what}{detail} {fmt_ms(t - start)} ms into the "
+                f"span; before that: {bd.diagnosis}"
+            )
+            return
+
+
 class Joiner:
     """Enriches spans of observed processes from the timelines."""
 
@@ -223,6 +250,8 @@ class Joiner:
             join = "attribute" if goid else "process"
         an = analyze(tl, goid, start, end, self.prefer, self.depth, end_tid)
         bd = summarize(tl, an, start, end, bool(goid), self.min_episode_ns)
+        if tl.instants and bd.cause in KEEPALIVE_OVERRIDES:
+            _keepalive(bd, tl, an, start, end)
         self._write(span, bd, goid, join, has_attr)
         n = 0
         if bd.episodes:

@@ -370,3 +370,17 @@ async def test_grpc_instants_become_span_events() -> None:
     ea = {kv.key: kv.value for kv in span.events[0].attributes}
     assert ea["goblock.grpc.debug_data"].string_value == "too_many_pings"
     assert ea["goblock.grpc.code"].int_value == 11
+
+
+async def test_goaway_during_a_stuck_rpc_is_grpc_keepalive() -> None:
+    proc, sink, _ = make()
+    events = [
+        ev("park", 5, 95, goid=GOID, reason="select"),
+        ev("grpc", 90, type="goaway", code=11, debug_data="too_many_pings"),  # process-wide
+        marker(1, 100, GOID),
+    ]
+    await run(proc, events, request([(1, 0, 100)]))
+    a = attrs_of(app_span(sink, 1))
+    assert a["goblock.cause"] == "grpc_keepalive"
+    assert "GOAWAY (11 too_many_pings) 90 ms into the span" in a["goblock.diagnosis"]
+    assert a["goblock.park.select.ms"] == pytest.approx(90.0)  # the numbers stay as measured

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from otel_goblock.processors.goblock.config import Config
 
 from otel_goblock.config import decode
 from otel_goblock.config.decode import ConfigError
-from otel_goblock.processors.goblock.config import Config
 
 TESTDATA = Path(__file__).resolve().parents[2] / "processors" / "goblock" / "testdata"
 
