@@ -29,6 +29,7 @@ import tempfile
 import time
 
 import grpc
+from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -36,8 +37,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from otel_goblock.exporters.otlp.config import Config
-from otel_goblock.exporters.otlp.factory import FACTORY
+from otel_goblock.exporters.otlp.config import Config, HTTPConfig
+from otel_goblock.exporters.otlp.factory import FACTORY, FACTORY_HTTP
 
 from otel_goblock.component import ComponentID, CreateSettings, Host
 from otel_goblock.config import decode
@@ -70,7 +71,7 @@ def build_request() -> bytes:
     return req.SerializeToString()
 
 
-def sink_main(port: int, counter) -> None:  # type: ignore[no-untyped-def]
+def sink_main(port: int, http_port: int, counter) -> None:  # type: ignore[no-untyped-def]
     resp = ExportTraceServiceResponse().SerializeToString()
 
     async def export(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -86,6 +87,18 @@ def sink_main(port: int, counter) -> None:  # type: ignore[no-untyped-def]
         server = grpc.aio.server(handlers=[handler])
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
+
+        async def post(request: web.Request) -> web.Response:
+            await request.read()  # gunzipped by aiohttp, as a real receiver would
+            with counter.get_lock():
+                counter.value += 1
+            return web.Response(body=resp, content_type="application/x-protobuf")
+
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_post("/v1/traces", post)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", http_port).start()
         await server.wait_for_termination()
 
     asyncio.run(serve())
@@ -119,24 +132,29 @@ async def run_raw(port: int, raw: bytes, seconds: float) -> tuple[int, float]:
 
 
 async def run_exporter(
-    port: int, raw: bytes, seconds: float, compression: str, storage: str = ""
+    port: int,
+    raw: bytes,
+    seconds: float,
+    compression: str,
+    storage: str = "",
+    http: bool = False,
 ) -> tuple[int, float]:
     logging.getLogger("bench").setLevel(logging.ERROR)  # queue-full warnings are expected
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("bench")
     settings = CreateSettings(
-        id=ComponentID("otlp_grpc"), kind="exporter", logger=logging.getLogger("bench"), meter=meter
+        id=ComponentID("otlp_http" if http else "otlp_grpc"),
+        kind="exporter",
+        logger=logging.getLogger("bench"),
+        meter=meter,
     )
-    cfg = decode(
-        Config,
-        {
-            "endpoint": f"127.0.0.1:{port}",
-            "tls": {"insecure": True},
-            "compression": compression,
-            "sending_queue": {"storage": storage},
-        },
-    )
-    exp = FACTORY.create(settings, cfg, None)
+    common = {"compression": compression, "sending_queue": {"storage": storage}}
+    if http:
+        cfg = decode(HTTPConfig, {"endpoint": f"http://127.0.0.1:{port}", **common})
+        exp = FACTORY_HTTP.create(settings, cfg, None)
+    else:
+        cfg = decode(Config, {"endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True}, **common})
+        exp = FACTORY.create(settings, cfg, None)
     await exp.start(_Host())
     cpu0 = time.process_time()
     fed = 0
@@ -155,7 +173,7 @@ async def run_exporter(
     for rm in reader.get_metrics_data().resource_metrics:
         for sm in rm.scope_metrics:
             for m in sm.metrics:
-                if m.name == "otelcol_exporter_sent_spans":
+                if m.name == "otelcol_exporter_sent_spans":  # one exporter id per run
                     sent = int(sum(p.value for p in m.data.data_points))
     assert sent == fed, (sent, fed)
     return sent, cpu
@@ -165,23 +183,35 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     args = ap.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    port, http_port = ports
     counter = multiprocessing.Value("q", 0)
-    sink = multiprocessing.Process(target=sink_main, args=(port, counter), daemon=True)
+    sink = multiprocessing.Process(target=sink_main, args=(port, http_port, counter), daemon=True)
     sink.start()
     time.sleep(1.0)
     raw = build_request()
     print(f"request: {SPANS} spans x 10 attributes, {len(raw)} bytes; {os.cpu_count()} CPUs")
     rows = []
+    tmp = tempfile.TemporaryDirectory()
     for name, coro in (
         ("raw grpc.aio (floor)", lambda: run_raw(port, raw, args.seconds)),
         ("otlp_grpc compression=none", lambda: run_exporter(port, raw, args.seconds, "none")),
         ("otlp_grpc compression=gzip", lambda: run_exporter(port, raw, args.seconds, "gzip")),
         (
             "otlp_grpc none + storage",
-            lambda: run_exporter(port, raw, args.seconds, "none", tempfile.mkdtemp()),
+            lambda: run_exporter(port, raw, args.seconds, "none", tmp.name),
+        ),
+        (
+            "otlp_http compression=none",
+            lambda: run_exporter(http_port, raw, args.seconds, "none", http=True),
+        ),
+        (
+            "otlp_http compression=gzip",
+            lambda: run_exporter(http_port, raw, args.seconds, "gzip", http=True),
         ),
     ):
         before = counter.value
@@ -195,6 +225,7 @@ def main() -> None:
     for name, rate, cpu100k, ok in rows:
         print(f"{name:30} {rate:12,.0f} {cpu100k:11.3f} {rate / base:7.2f}  {ok}")
     sink.terminate()
+    tmp.cleanup()
     sys.exit(0 if all(r[3] for r in rows) else 1)
 
 
