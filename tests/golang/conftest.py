@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CACHE = ROOT / "build" / "test-fixtures"
 TOOLCHAINS = {"1.26": "local", "1.27": "go1.27.3"}
-PROGRAMS = ("basic", "otelsdk")
+PROGRAMS = ("basic", "otelsdk", "grpcclient")
 STRIP = "-s -w"
 
 
@@ -108,6 +108,16 @@ def otel_dwarf(toolchain: str) -> Built:
 @pytest.fixture(scope="session")
 def otel_stripped(toolchain: str) -> Built:
     return build(toolchain, "otelsdk", stripped=True)
+
+
+@pytest.fixture(scope="session")
+def grpc_dwarf(toolchain: str) -> Built:
+    return build(toolchain, "grpcclient", stripped=False)
+
+
+@pytest.fixture(scope="session", params=PROGRAMS)
+def dwarf_binary(request: pytest.FixtureRequest, toolchain: str) -> Built:
+    return build(toolchain, request.param, stripped=False)
 
 
 @pytest.fixture(scope="session")

@@ -27,10 +27,8 @@ def _norm(name: str) -> str:
     return name.removesuffix(".abi0").replace("·", ".")
 
 
-def test_pclntab_matches_symtab(any_binary: Built) -> None:
-    if any_binary.stripped:
-        pytest.skip("needs .symtab to compare with")
-    image = ElfImage.open(str(any_binary.path))
+def test_pclntab_matches_symtab(dwarf_binary: Built) -> None:
+    image = ElfImage.open(str(dwarf_binary.path))
     from_symtab, _ = read_symtab(image)
     from_pcln = read_pclntab(image)
     text = image.sections[".text"]
@@ -105,3 +103,13 @@ def test_pclntab_of_an_old_go_is_refused(basic_stripped: Built) -> None:
     data[off : off + 4] = (0xFFFFFFFA).to_bytes(4, "little")  # Go 1.16 magic
     with pytest.raises(GoBinaryError, match=r"1\.16-1\.17 is not supported"):
         read_pclntab(ElfImage(bytes(data)))
+
+
+def test_design_probe_points_exist_and_inlined_ones_do_not(otel_stripped: Built) -> None:
+    """DESIGN §5: the probed runtime functions are symbols (also when stripped);
+    goready, goparkunlock and casGToWaiting are always inlined."""
+    st = SymbolTable(ElfImage.open(str(otel_stripped.path)))
+    for name in (*PROBED, SPAN_END, "runtime.gcAssistAlloc1", "runtime.waitReason.String"):
+        assert st.function(name) is not None, name
+    for name in ("runtime.goready", "runtime.goparkunlock", "runtime.casGToWaiting"):
+        assert st.function(name) is None, name
