@@ -41,6 +41,10 @@ func requireLoopback(addr string) error {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "spin" {
+		runSpin(os.Args[2:])
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "load" {
 		if err := runLoad(os.Args[2:]); err != nil {
 			log.Fatal(err)

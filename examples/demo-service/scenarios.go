@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -243,16 +244,22 @@ func (a *app) fsync(r *http.Request) (result, error) {
 	buf := make([]byte, 4096)
 	deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
 	n := 0
+	var syncTime time.Duration
 	for n == 0 || time.Now().Before(deadline) {
 		if _, err := f.Write(buf); err != nil {
 			return nil, err
 		}
+		t0 := time.Now()
 		if err := f.Sync(); err != nil {
 			return nil, err
 		}
+		syncTime += time.Since(t0)
 		n++
 	}
-	return result{"ms": ms, "fsyncs": n, "file": filepath.Base(f.Name())}, nil
+	return result{
+		"ms": ms, "fsyncs": n, "fsync_ms": float64(syncTime.Microseconds()) / 1000,
+		"file": filepath.Base(f.Name()),
+	}, nil
 }
 
 // /syscall?ms=N — a blocking read(2) on a pipe outside the netpoller (blocking fds, raw
@@ -277,10 +284,17 @@ func (a *app) syscallRead(r *http.Request) (result, error) {
 	return result{"ms": ms, "read": n}, err
 }
 
-// /cpu?ms=N&spinners=K — about ms of this goroutine's own CPU time (measured with the
-// thread CPU clock while locked to its thread) while K spinner goroutines, each locked to
-// an OS thread, saturate the Go and OS run queues for the request's duration. Wall time
-// exceeds ms by the time spent runnable but not running [runqueue].
+// /cpu?ms=N&spinners=K&mode=go|host — about ms of this goroutine's own CPU time (measured
+// with the thread CPU clock while locked to its thread) while K spinners (default 2×CPUs)
+// compete for the CPUs for the request's duration [runqueue]. Wall time exceeds ms by the
+// time spent runnable but not running:
+//   - mode=go (default): spinner goroutines locked to OS threads take Go's Ps, so the
+//     handler mostly waits in Go's run queue (its thread sleeps while it waits for a P);
+//   - mode=host: spinner processes (this binary's `spin` subcommand) saturate the host's
+//     CPUs, so the handler's thread waits in the kernel's run queue.
+//
+// The answer carries os_runqueue_ms, the thread's run-queue delay from
+// /proc/thread-self/schedstat, to tell the two apart.
 func (a *app) cpu(r *http.Request) (result, error) {
 	ms, err := intParam(r, "ms", 100, 0, maxMs)
 	if err != nil {
@@ -290,14 +304,27 @@ func (a *app) cpu(r *http.Request) (result, error) {
 	if err != nil {
 		return nil, err
 	}
-	stop := make(chan struct{})
-	for i := 0; i < spinners; i++ {
-		a.bg.run(func() { spinUntil(stop) })
+	mode := r.URL.Query().Get("mode")
+	switch mode {
+	case "", "go":
+		mode = "go"
+		stop := make(chan struct{})
+		for i := 0; i < spinners; i++ {
+			a.bg.run(func() { spinUntil(stop) })
+		}
+		defer close(stop)
+	case "host":
+		procs, err := startSpinProcs(spinners, time.Duration(ms)*20*time.Millisecond+10*time.Second)
+		defer stopSpinProcs(procs)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("mode: expected go or host, got %q", mode)
 	}
-	defer close(stop)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cpu0 := threadCPU()
+	cpu0, rq0 := threadCPU(), threadRunDelay()
 	want := time.Duration(ms) * time.Millisecond
 	wallCap := time.Now().Add(20*want + 10*time.Second)
 	x := uint64(1)
@@ -307,7 +334,78 @@ func (a *app) cpu(r *http.Request) (result, error) {
 		}
 	}
 	sink.Add(x)
-	return result{"ms": ms, "spinners": spinners, "cpu_ms": float64((threadCPU() - cpu0).Microseconds()) / 1000}, nil
+	return result{
+		"ms": ms, "spinners": spinners, "mode": mode,
+		"cpu_ms":         float64((threadCPU() - cpu0).Microseconds()) / 1000,
+		"os_runqueue_ms": float64((threadRunDelay() - rq0).Microseconds()) / 1000,
+	}, nil
+}
+
+// threadRunDelay is the calling thread's total time spent runnable on a kernel run queue
+// (second field of /proc/thread-self/schedstat); 0 when schedstats are unavailable.
+func threadRunDelay() time.Duration {
+	b, err := os.ReadFile("/proc/thread-self/schedstat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	ns, _ := strconv.ParseInt(f[1], 10, 64)
+	return time.Duration(ns)
+}
+
+// startSpinProcs starts n `spin` child processes and waits until each is spinning.
+func startSpinProcs(n int, max time.Duration) ([]*exec.Cmd, error) {
+	var procs []*exec.Cmd
+	for i := 0; i < n; i++ {
+		cmd := exec.Command("/proc/self/exe", "spin", "-max", max.String())
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return procs, err
+		}
+		if err := cmd.Start(); err != nil {
+			return procs, err
+		}
+		procs = append(procs, cmd)
+		ready := make([]byte, 1)
+		if _, err := out.Read(ready); err != nil {
+			return procs, fmt.Errorf("spinner %d did not start: %w", i, err)
+		}
+	}
+	return procs, nil
+}
+
+func stopSpinProcs(procs []*exec.Cmd) {
+	for _, c := range procs {
+		_ = c.Process.Kill()
+	}
+	for _, c := range procs {
+		_ = c.Wait()
+	}
+}
+
+// runSpin is the `spin` subcommand: one thread of pure CPU burn, for mode=host of /cpu.
+// It says "r" on stdout once spinning and gives up after -max in case nobody kills it.
+func runSpin(args []string) {
+	maxDur := 60 * time.Second
+	if len(args) == 2 && args[0] == "-max" {
+		if d, err := time.ParseDuration(args[1]); err == nil {
+			maxDur = d
+		}
+	}
+	runtime.GOMAXPROCS(1)
+	_, _ = os.Stdout.Write([]byte("r"))
+	deadline := time.Now().Add(maxDur)
+	x := uint64(1)
+	for time.Now().Before(deadline) {
+		for i := 0; i < 100000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	sink.Add(x)
 }
 
 func threadCPU() time.Duration {

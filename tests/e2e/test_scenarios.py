@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import psutil
 import pytest
 from harness import DemoService, JaegerClient, ScenarioResult, Span, Trace, hit, hit_many
 from harness.services import ROOT
@@ -113,6 +114,7 @@ def test_scenario_reports_what_happened(results: dict[str, ScenarioResult]) -> N
     assert body["/net"]["reply"] == f"ok {MS}"
     assert body["/syscall"]["read"] == 1
     assert body["/fsync"]["fsyncs"] >= 1
+    assert body["/fsync"]["fsync_ms"] > 0
     assert body["/fanout"]["n"] == 4
     # /cpu: the handler got its 50 ms of CPU, and waited runnable on top of that
     assert body["/cpu"]["cpu_ms"] >= 50
@@ -214,3 +216,15 @@ def test_docs_table_lists_every_scenario() -> None:
     documented = set(re.findall(r"^\| `(/[a-z/]+)", doc, flags=re.M))
     routes = {p.split("?")[0] for p in ALL_PATHS}
     assert routes == documented
+
+
+def test_cpu_host_mode_waits_in_the_kernel_run_queue(demo: DemoService) -> None:
+    """mode=host: spinner processes saturate the CPUs, so most of the handler's non-CPU
+    time is its thread's kernel run-queue delay (schedstat); the spinners are gone after."""
+    r = hit(demo.url, "/cpu?ms=50&mode=host&spinners=4")
+    assert r.status == 200, r.body
+    b = r.body
+    assert b["mode"] == "host" and b["cpu_ms"] >= 50
+    assert b["os_runqueue_ms"] >= 0.5 * (b["elapsed_ms"] - b["cpu_ms"]) > 0, b
+    assert demo.pid is not None
+    assert psutil.Process(demo.pid).children() == []
