@@ -28,8 +28,10 @@ _THREAD_COMPRESS_BYTES = 256 * 1024
 
 
 def gzip_bytes(body: bytes) -> bytes:
-    """A gzip member (wbits 31), as Content-Encoding: gzip wants."""
-    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    """A gzip member (wbits 31), as Content-Encoding: gzip wants. Level 1 (best speed), as
+    the collector's confighttp compressor: on OTLP spans it is ~1.6x faster than level 6
+    for ~1.5x the bytes, and the CPU is what an agent on the node pays for."""
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)
     return c.compress(body) + c.flush()
 
 
