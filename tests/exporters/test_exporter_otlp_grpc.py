@@ -119,6 +119,18 @@ async def test_compression_on_the_wire(sink: GrpcSink, compression: str) -> None
         assert relay.up > size, (relay.up, size)
 
 
+async def test_edited_message_is_serialized_once_and_sent(sink: GrpcSink) -> None:
+    # a processor that edits spans (goblock) hands on a parsed message, not bytes
+    exp = await started(Telemetry(), config(sink.port))
+    t = traces(5)
+    msg = t.mutable_message()
+    msg.resource_spans[0].scope_spans[0].spans[0].name = "renamed"
+    await exp.consume_traces(t)
+    await wait_until(lambda: len(sink.traces) == 1)
+    await exp.shutdown()
+    assert sink.traces[0] == msg.SerializeToString()
+
+
 async def test_empty_traces_are_not_sent(sink: GrpcSink) -> None:
     exp = await started(Telemetry(), config(sink.port))
     ev = Event(kind="syscall", pid=1, tid=1, goid=0, start_ns=1, end_ns=2)

@@ -8,7 +8,17 @@ import gzip
 import ssl
 
 import pytest
-from exporter_sinks import HttpSink, NoHost, Telemetry, make_certs, metrics, traces, wait_until
+from exporter_sinks import (
+    HttpSink,
+    NoHost,
+    Telemetry,
+    free_port,
+    make_certs,
+    metrics,
+    traces,
+    wait_until,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_goblock.exporters.otlp.config import HTTPConfig
 from otel_goblock.exporters.otlp.factory import FACTORY_HTTP
 from otel_goblock.exporters.otlp.http_exporter import gzip_bytes
@@ -183,3 +193,33 @@ def test_config_errors() -> None:
         decode(HTTPConfig, {}, "x")
     with pytest.raises(ConfigError, match=r"x\.tls\.cert_file, key_file: expected both"):
         decode(HTTPConfig, {"endpoint": "http://a:1", "tls": {"cert_file": "/etc/hostname"}}, "x")
+
+
+async def test_outage_then_overflow_accounting() -> None:
+    port = free_port()
+    tel = Telemetry()
+    cfg = config(port, sending_queue={"queue_size": 10, "num_consumers": 2})
+    exp = await started(tel, cfg)  # nobody listens yet: connection refused, retried
+    total = refused = 0
+    for i in range(40):
+        n = 1 + i % 5
+        total += n
+        try:
+            await exp.consume_traces(traces(n, seed=i))
+        except RetryableError:
+            refused += n
+    assert refused > 0
+    sink = await HttpSink(port=port).start()
+    try:
+        await wait_until(lambda: tel.value("otelcol_exporter_sent_spans") == total - refused, 20)
+        await exp.shutdown()
+    finally:
+        await sink.stop()
+    got = sum(
+        len(ss.spans)
+        for body in sink.bodies["traces"]
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans
+        for ss in rs.scope_spans
+    )
+    assert got == total - refused
+    assert tel.value("otelcol_exporter_enqueue_failed_spans") == refused
