@@ -26,8 +26,10 @@ class TraceReader:
 
     Clock: with `clock="auto"` (the default) times are wall clock ns whenever they can be:
     from each generation's ClockSnapshot (Go 1.25+), or else from `wall_offset_ns` if the
-    caller knows it (wall minus trace clock; e.g. anchored on when a /debug/pprof/trace
-    download finished). Otherwise (Go 1.22 to 1.24 traces with no offset given) times stay
+    caller knows it (wall minus trace clock), or else from `start_wall_ns`, the wall time
+    at which the caller knows the trace started (e.g. when it sent the /debug/pprof/trace
+    request; accurate to that request's latency), anchored on the first batch. Otherwise
+    (Go 1.22 to 1.24 traces with no anchor given) times stay
     in Go's trace clock (`clock` reports "trace"). `clock="trace"` always keeps the trace
     clock, which is what `go tool trace -d=parsed` prints (used by the cross-checks).
 
@@ -40,12 +42,14 @@ class TraceReader:
         *,
         clock: ClockMode = "auto",
         wall_offset_ns: int | None = None,
+        start_wall_ns: int | None = None,
     ) -> None:
         self._batches = BatchReader(stream)
         self.version = self._batches.version
         self.spec = VersionSpec(self.version)
         self._mode = clock
         self._fallback_offset = wall_offset_ns
+        self._start_wall = start_wall_ns
         self.clock: Literal["wall", "trace"] = "trace"
         self.generations = 0
         self.bytes_read = 0
@@ -67,6 +71,11 @@ class TraceReader:
         if snap is not None:
             self.clock = "wall"
             return snap
+        if self._fallback_offset is None and self._start_wall is not None:
+            # Anchor the first generation's earliest batch on the caller's start time (the
+            # trace was started then, e.g. when /debug/pprof/trace got the request).
+            first = min((b.time for bs in g.batches.values() for b in bs), default=0)
+            self._fallback_offset = self._start_wall - int(first * g.ns_per_tick)
         if self._fallback_offset is not None:
             self.clock = "wall"
             return self._fallback_offset
@@ -108,6 +117,7 @@ def parse_trace(
     *,
     clock: ClockMode = "auto",
     wall_offset_ns: int | None = None,
+    start_wall_ns: int | None = None,
 ) -> Iterator[Record]:
     """Stream the records of a trace file (path) or binary stream.
 
@@ -119,4 +129,7 @@ def parse_trace(
             stream: BinaryIO = stack.enter_context(open(source, "rb"))
         else:
             stream = source
-        yield from TraceReader(stream, clock=clock, wall_offset_ns=wall_offset_ns).records()
+        reader = TraceReader(
+            stream, clock=clock, wall_offset_ns=wall_offset_ns, start_wall_ns=start_wall_ns
+        )
+        yield from reader.records()
