@@ -1,7 +1,7 @@
 """Monotonic → wall-clock conversion for kernel timestamps (DESIGN §3 "Clock").
 
 BPF programs stamp events with `bpf_ktime_get_ns()` (CLOCK_MONOTONIC); spans carry
-CLOCK_REALTIME.  The offset REALTIME − MONOTONIC changes whenever NTP slews or steps the
+CLOCK_REALTIME.  The offset REALTIME - MONOTONIC changes whenever NTP slews or steps the
 wall clock, so a one-shot offset drifts: it is re-sampled at least every `max_age_s`
 (≤ 30 s).  Each sample brackets one REALTIME read between two MONOTONIC reads and keeps the
 tightest of a few tries, so a preemption between the reads does not skew the offset.
@@ -17,7 +17,7 @@ _REAL = time.CLOCK_REALTIME
 
 
 def sample_offset(tries: int = 5) -> int:
-    """REALTIME − MONOTONIC in ns, from the tightest of `tries` bracketed reads."""
+    """REALTIME - MONOTONIC in ns, from the tightest of `tries` bracketed reads."""
     best_gap, best = None, 0
     for _ in range(tries):
         m0 = time.clock_gettime_ns(_MONO)

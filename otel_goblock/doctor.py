@@ -78,14 +78,17 @@ def _check_btf() -> Check:
     path = "/sys/kernel/btf/vmlinux"
     if not os.path.exists(path):
         return Check(
-            "btf", False, f"{path} missing", "a kernel built with CONFIG_DEBUG_INFO_BTF=y "
-            "(without it goroutine ids are unknown)", required=False,
+            "btf",
+            False,
+            f"{path} missing",
+            "a kernel built with CONFIG_DEBUG_INFO_BTF=y (without it goroutine ids are unknown)",
+            required=False,
         )
     try:
         from otel_goblock.receivers.ebpf.btf import task_fsbase_offset
 
         off = task_fsbase_offset()
-    except Exception as e:  # noqa: BLE001 - any parse failure is the finding
+    except Exception as e:
         return Check("btf", False, f"{path}: {e}", "goroutine ids will be 0", required=False)
     return Check("btf", True, f"{path} (task_struct.thread.fsbase at +{off})")
 
@@ -94,7 +97,9 @@ def _check_tracefs() -> Check:
     d = tracefs_dir()
     if d is None:
         return Check(
-            "tracefs", False, "not mounted",
+            "tracefs",
+            False,
+            "not mounted",
             "mount -t tracefs nodev /sys/kernel/tracing (or " + SETUP_HINT + ")",
         )
     return Check("tracefs", True, d)
@@ -113,7 +118,9 @@ def _check_tracepoints(names: Iterable[str]) -> list[Check]:
         else:
             out.append(
                 Check(
-                    f"tracepoint {tp}", False, f"{path} missing",
+                    f"tracepoint {tp}",
+                    False,
+                    f"{path} missing",
                     "a kernel with this tracepoint (CONFIG_FTRACE_SYSCALLS for raw_syscalls; "
                     "tcp/sock events need CONFIG_INET), or disable that concern in the config",
                 )
@@ -123,14 +130,22 @@ def _check_tracepoints(names: Iterable[str]) -> list[Check]:
 
 def _check_caps() -> Check:
     caps = effective_caps()
-    have = {n: bool(caps >> bit & 1) for n, bit in
-            (("CAP_BPF", CAP_BPF), ("CAP_PERFMON", CAP_PERFMON), ("CAP_SYS_ADMIN", CAP_SYS_ADMIN))}
+    have = {
+        n: bool(caps >> bit & 1)
+        for n, bit in (
+            ("CAP_BPF", CAP_BPF),
+            ("CAP_PERFMON", CAP_PERFMON),
+            ("CAP_SYS_ADMIN", CAP_SYS_ADMIN),
+        )
+    }
     found = ", ".join(f"{n}={'yes' if v else 'no'}" for n, v in have.items())
     if have["CAP_SYS_ADMIN"] or (have["CAP_BPF"] and have["CAP_PERFMON"]):
         return Check("capabilities", True, found)
     missing = [n for n in ("CAP_BPF", "CAP_PERFMON") if not have[n]]
     return Check(
-        "capabilities", False, f"{found}; missing {' and '.join(missing)} (or CAP_SYS_ADMIN)",
+        "capabilities",
+        False,
+        f"{found}; missing {' and '.join(missing)} (or CAP_SYS_ADMIN)",
         "run as root, or grant them: setcap cap_bpf,cap_perfmon+ep <python>",
     )
 
@@ -145,7 +160,9 @@ def _check_paranoid() -> Check:
     privileged = bool(caps >> CAP_PERFMON & 1 or caps >> CAP_SYS_ADMIN & 1)
     ok = privileged or val <= 1
     return Check(
-        "perf_event_paranoid", ok, f"{val}" + (" (CAP_PERFMON/CAP_SYS_ADMIN overrides)" if privileged else ""),
+        "perf_event_paranoid",
+        ok,
+        f"{val}" + (" (CAP_PERFMON/CAP_SYS_ADMIN overrides)" if privileged else ""),
         "sysctl kernel.perf_event_paranoid=1, or grant CAP_PERFMON",
     )
 
@@ -155,7 +172,9 @@ def _check_headers() -> Check:
     if os.path.isdir(os.path.join(kdir, "include")):
         return Check("kernel headers", True, f"{kdir} → {os.path.realpath(kdir)}")
     return Check(
-        "kernel headers", False, f"{kdir} missing",
+        "kernel headers",
+        False,
+        f"{kdir} missing",
         "apt-get install linux-headers-amd64 and link /lib/modules/$(uname -r)/build to "
         "/usr/src/linux-headers-*-amd64 (" + SETUP_HINT + ")",
     )
@@ -166,24 +185,34 @@ def _check_bcc(compile_: bool) -> list[Check]:
         from otel_goblock.receivers.ebpf.program import import_bcc
 
         bcc = import_bcc()
-    except Exception as e:  # noqa: BLE001
-        return [Check("bcc", False, f"not importable ({e})",
-                      "apt-get install python3-bpfcc and link it into the venv (" + SETUP_HINT + ")")]
+    except Exception as e:
+        return [
+            Check(
+                "bcc",
+                False,
+                f"not importable ({e})",
+                "apt-get install python3-bpfcc, link it into the venv: " + SETUP_HINT,
+            )
+        ]
     checks = [Check("bcc", True, f"importable ({os.path.dirname(bcc.__file__)})")]
     if not compile_:
         return checks
     try:
-        b = bcc.BPF(text="int goblock_doctor(void *ctx) { return 0; }")
+        b = bcc.BPF(text=b"int goblock_doctor(void *ctx) { return 0; }")
         try:
-            b.load_func("goblock_doctor", bcc.BPF.TRACEPOINT)
+            b.load_func(b"goblock_doctor", bcc.BPF.TRACEPOINT)
         finally:
             b.cleanup()
         checks.append(Check("bcc compile+load", True, "a trivial tracepoint program loads"))
-    except Exception as e:  # noqa: BLE001
-        checks.append(Check(
-            "bcc compile+load", False, str(e).splitlines()[0] if str(e) else repr(e),
-            "kernel headers and CAP_BPF/CAP_SYS_ADMIN (see the lines above)",
-        ))
+    except Exception as e:
+        checks.append(
+            Check(
+                "bcc compile+load",
+                False,
+                str(e).splitlines()[0] if str(e) else repr(e),
+                "kernel headers and CAP_BPF/CAP_SYS_ADMIN (see the lines above)",
+            )
+        )
     return checks
 
 

@@ -26,7 +26,7 @@ class BTFError(Exception):
 
 
 class BTF:
-    """Parsed type table: id → (kind, name, size_or_type, members)."""
+    """The type table of one BTF blob, indexed for member-offset lookups."""
 
     def __init__(self, data: bytes) -> None:
         magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
@@ -34,43 +34,38 @@ class BTF:
             raise BTFError("not BTF (bad magic)")
         type_off, type_len, str_off, _str_len = struct.unpack_from("<IIII", data, 8)
         self._strs = data[hdr_len + str_off :]
-        types = data[hdr_len + type_off : hdr_len + type_off + type_len]
-        self.types: list[tuple[int, str, int, list[tuple[str, int, int]]]] = [(0, "", 0, [])]
+        self._types = data[hdr_len + type_off : hdr_len + type_off + type_len]
+        # one pass recording where each type's record starts; names and members are decoded
+        # only for the few types a lookup touches (vmlinux has ~100k types)
+        self._pos: list[int] = [0]
         self.by_name: dict[str, list[int]] = {}
-        pos = 0
-        while pos < len(types):
-            name_off, info, size_type = struct.unpack_from("<III", types, pos)
-            pos += 12
+        want = {4, 5}  # struct, union
+        types, unpack = self._types, struct.unpack_from
+        extra = {1: 4, 3: 12, 14: 4, 17: 4}
+        per_member = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}
+        pos, n = 0, len(types)
+        while pos < n:
+            name_off, info = unpack("<II", types, pos)
+            self._pos.append(pos)
             kind = (info >> 24) & 0x1F
-            vlen = info & 0xFFFF
+            if kind in want and name_off:
+                self.by_name.setdefault(self._str(name_off), []).append(len(self._pos) - 1)
+            pos += 12 + extra.get(kind, 0) + per_member.get(kind, 0) * (info & 0xFFFF)
+
+    def _type(self, tid: int) -> tuple[int, str, int, list[tuple[str, int, int]]]:
+        """(kind, name, size_or_type, members) of type `tid`."""
+        pos = self._pos[tid]
+        name_off, info, size_type = struct.unpack_from("<III", self._types, pos)
+        kind = (info >> 24) & 0x1F
+        members: list[tuple[str, int, int]] = []
+        if kind in (_KIND_STRUCT, _KIND_UNION):
             kflag = info >> 31
-            members: list[tuple[str, int, int]] = []
-            if kind == _KIND_INT:
-                pos += 4
-            elif kind == _KIND_ARRAY:
-                pos += 12
-            elif kind in (_KIND_STRUCT, _KIND_UNION):
-                for _ in range(vlen):
-                    m_name, m_type, m_off = struct.unpack_from("<III", types, pos)
-                    pos += 12
-                    bit_off = m_off & 0xFFFFFF if kflag else m_off
-                    members.append((self._str(m_name), m_type, bit_off))
-            elif kind == _KIND_ENUM:
-                pos += 8 * vlen
-            elif kind == _KIND_FUNC_PROTO:
-                pos += 8 * vlen
-            elif kind == _KIND_VAR:
-                pos += 4
-            elif kind == _KIND_DATASEC:
-                pos += 12 * vlen
-            elif kind == _KIND_DECL_TAG:
-                pos += 4
-            elif kind == _KIND_ENUM64:
-                pos += 12 * vlen
-            name = self._str(name_off)
-            self.types.append((kind, name, size_type, members))
-            if name and kind in (_KIND_STRUCT, _KIND_UNION):
-                self.by_name.setdefault(name, []).append(len(self.types) - 1)
+            mpos = pos + 12
+            for _ in range(info & 0xFFFF):
+                m_name, m_type, m_off = struct.unpack_from("<III", self._types, mpos)
+                mpos += 12
+                members.append((self._str(m_name), m_type, m_off & 0xFFFFFF if kflag else m_off))
+        return kind, self._str(name_off), size_type, members
 
     def _str(self, off: int) -> str:
         end = self._strs.index(b"\0", off)
@@ -79,7 +74,7 @@ class BTF:
     def _resolve(self, tid: int) -> int:
         """Skip typedefs and qualifiers to the struct/union they name."""
         while True:
-            kind, _n, size_type, _m = self.types[tid]
+            kind, _n, size_type, _m = self._type(tid)
             if kind in (_KIND_TYPEDEF, _KIND_VOLATILE, _KIND_CONST, _KIND_RESTRICT, _KIND_TYPE_TAG):
                 tid = size_type
             else:
@@ -87,7 +82,7 @@ class BTF:
 
     def _member_offset(self, tid: int, name: str) -> tuple[int, int] | None:
         """(byte offset, member type id) of `name`, looking inside anonymous members."""
-        _kind, _n, _s, members = self.types[self._resolve(tid)]
+        _kind, _n, _s, members = self._type(self._resolve(tid))
         for m_name, m_type, bit_off in members:
             if m_name == name:
                 return bit_off // 8, m_type
@@ -103,7 +98,8 @@ class BTF:
         if not ids:
             raise BTFError(f"struct {struct_name} not in BTF")
         for tid in ids:
-            if self.types[tid][0] != _KIND_STRUCT or not self.types[tid][3]:
+            kind, _n, _s, members = self._type(tid)
+            if kind != _KIND_STRUCT or not members:
                 continue
             total, cur, ok = 0, tid, True
             for part in path.split("."):
@@ -125,5 +121,5 @@ def vmlinux() -> BTF:
 
 
 def task_fsbase_offset() -> int:
-    """task_struct.thread.fsbase: where a Go thread's TLS base (g at FS−8) lives."""
+    """task_struct.thread.fsbase: where a Go thread's TLS base (g at FS-8) lives."""
     return vmlinux().offset_of("task_struct", "thread.fsbase")

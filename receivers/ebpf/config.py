@@ -57,9 +57,7 @@ class Config:
             problems.append("syscalls/sched/tcp: expected at least one enabled, got all false")
         size = int(self.ring_buffer_size)
         if size < 4096 or size & (size - 1):
-            problems.append(
-                f"ring_buffer_size: expected a power of two ≥ 4096 bytes, got {size}"
-            )
+            problems.append(f"ring_buffer_size: expected a power of two ≥ 4096 bytes, got {size}")
         if self.poll_interval <= 0 or self.poll_interval > 1:
             problems.append(f"poll_interval: expected between 0 and 1s, got {self.poll_interval}")
         if self.metrics_interval < 0.1:

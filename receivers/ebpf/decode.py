@@ -70,8 +70,23 @@ TCP_EVENT = Layout(
     "tcp_event",
     "<QQIIIIIIiiHHHBB16s16s",
     (
-        "ts_ns", "skaddr", "pid", "tid", "srtt_us", "snd_wnd", "rcv_wnd", "snd_cwnd",
-        "oldstate", "newstate", "family", "sport", "dport", "type", "_pad", "saddr", "daddr",
+        "ts_ns",
+        "skaddr",
+        "pid",
+        "tid",
+        "srtt_us",
+        "snd_wnd",
+        "rcv_wnd",
+        "snd_cwnd",
+        "oldstate",
+        "newstate",
+        "family",
+        "sport",
+        "dport",
+        "type",
+        "_pad",
+        "saddr",
+        "daddr",
     ),
 )
 PROC_EVENT = Layout(
@@ -96,8 +111,17 @@ TCP_TYPES = {
 }
 PROC_EXEC, PROC_EXIT = 1, 2
 TCP_STATES = {
-    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
-    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+    1: "ESTABLISHED",
+    2: "SYN_SENT",
+    3: "SYN_RECV",
+    4: "FIN_WAIT1",
+    5: "FIN_WAIT2",
+    6: "TIME_WAIT",
+    7: "CLOSE",
+    8: "CLOSE_WAIT",
+    9: "LAST_ACK",
+    10: "LISTEN",
+    11: "CLOSING",
     12: "NEW_SYN_RECV",
 }
 
@@ -121,22 +145,51 @@ def addr_text(family: int, raw: bytes) -> str:
 
 
 def sched_event(rec: tuple, to_wall: int) -> Event:
-    """`rec` from unpack_sched; `to_wall` is the REALTIME − MONOTONIC offset."""
+    """`rec` from unpack_sched; `to_wall` is the REALTIME - MONOTONIC offset."""
     start, end, goid, runq_ns, pid, tid, kind, state = rec
     if kind == SCHED_OFFCPU:
         return Event(
-            "offcpu", pid, tid, goid, start + to_wall, end + to_wall,
-            {"state": OFFCPU_STATES.get(state, str(state)), "runq_ns": runq_ns}, "ebpf",
+            "offcpu",
+            pid,
+            tid,
+            goid,
+            start + to_wall,
+            end + to_wall,
+            {"state": OFFCPU_STATES.get(state, str(state)), "runq_ns": runq_ns},
+            "ebpf",
         )
     return Event(
-        "runqueue", pid, tid, goid, start + to_wall, end + to_wall,
-        {"after": RUNQ_CAUSES.get(state, str(state))}, "ebpf",
+        "runqueue",
+        pid,
+        tid,
+        goid,
+        start + to_wall,
+        end + to_wall,
+        {"after": RUNQ_CAUSES.get(state, str(state))},
+        "ebpf",
     )
 
 
 def tcp_event(rec: tuple, to_wall: int) -> Event:
-    (ts, skaddr, pid, tid, srtt, snd_wnd, rcv_wnd, cwnd, old, new, family, sport, dport,
-     typ, _pad, saddr, daddr) = rec
+    (
+        ts,
+        _skaddr,
+        pid,
+        tid,
+        srtt,
+        snd_wnd,
+        rcv_wnd,
+        cwnd,
+        old,
+        new,
+        family,
+        sport,
+        dport,
+        typ,
+        _pad,
+        saddr,
+        daddr,
+    ) = rec
     name = TCP_TYPES.get(typ, str(typ))
     attrs: dict = {
         "type": name,
@@ -150,7 +203,8 @@ def tcp_event(rec: tuple, to_wall: int) -> Event:
         if name == "zero_window":
             attrs["side"] = "peer" if snd_wnd == 0 else "local"
     elif name == "state":
-        attrs.update(old_state=TCP_STATES.get(old, str(old)), new_state=TCP_STATES.get(new, str(new)))
+        attrs["old_state"] = TCP_STATES.get(old, str(old))
+        attrs["new_state"] = TCP_STATES.get(new, str(new))
     elif name == "error":
         attrs["error"] = new
     elif name in ("retransmit", "reset_sent"):

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from otel_goblock.component import Consumers, CreateSettings, Factory
 from otel_goblock.receivers.ebpf.config import Config
 from otel_goblock.receivers.ebpf.receiver import EbpfReceiver
+
+from otel_goblock.component import Consumers, CreateSettings, Factory
 
 
 def create(settings: CreateSettings, config: Config, next_: Consumers) -> EbpfReceiver:

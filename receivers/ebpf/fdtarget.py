@@ -14,8 +14,12 @@ import socket
 import struct
 import time
 
-_NET_TABLES = (("tcp", "tcp", socket.AF_INET), ("tcp6", "tcp", socket.AF_INET6),
-               ("udp", "udp", socket.AF_INET), ("udp6", "udp", socket.AF_INET6))
+_NET_TABLES = (
+    ("tcp", "tcp", socket.AF_INET),
+    ("tcp6", "tcp", socket.AF_INET6),
+    ("udp", "udp", socket.AF_INET),
+    ("udp6", "udp", socket.AF_INET6),
+)
 
 
 def _hex_addr(text: str, family: int) -> str:
@@ -29,10 +33,7 @@ def _hex_addr(text: str, family: int) -> str:
         words = struct.unpack("<4I", raw)
         raw6 = struct.pack(">4I", *words)
         host = socket.inet_ntop(family, raw6)
-        if host.startswith("::ffff:") and "." in host:
-            host = host[7:]
-        else:
-            host = f"[{host}]"
+        host = host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
     return f"{host}:{int(port_hex, 16)}"
 
 

@@ -1,6 +1,6 @@
 """Which Go runtime a target runs, and where `g.goid` sits in its `runtime.g`.
 
-The BPF side reads the goroutine id at FS−8 → g → g.goid (DESIGN §4–5), and the goid offset
+The BPF side reads the goroutine id at FS-8 → g → g.goid (DESIGN §4-5), and the goid offset
 depends on the Go release.  The release is read from the binary's `.go.buildinfo` section,
 which survives stripping, and the offset from the release table of DESIGN §5.  DWARF is
 not consulted here: walking a Go binary's DWARF for `runtime.g` takes ~0.4 s, and the
@@ -34,7 +34,7 @@ def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def go_version(path: str) -> str | None:
-    """"go1.26.0" etc. from `.go.buildinfo` (Go ≥ 1.18 inline-string format), None if not Go."""
+    """ "go1.26.0" etc. from `.go.buildinfo` (Go ≥ 1.18 inline-string format), None if not Go."""
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
@@ -42,7 +42,7 @@ def go_version(path: str) -> str | None:
             if sec is None:
                 return None
             data = sec.data()
-    except (OSError, Exception):  # noqa: BLE001 - not an ELF we can read: not a Go target
+    except (OSError, Exception):
         return None
     if not data.startswith(_BUILDINFO_MAGIC) or len(data) < 33:
         return None

@@ -17,7 +17,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
-
 from otel_goblock.receivers.ebpf.decode import OFFCPU_STATES, SCHED_OFFCPU, SCHED_RUNQ, TCP_TYPES
 
 HIST_SLOTS = 32
@@ -45,8 +44,13 @@ def _midpoint_sum(slots: dict[int, int]) -> float:
     return sum(n * (1.5 * 2**s if s else 1.0) / 1e6 for s, n in slots.items())
 
 
-def _hist_metric(name: str, desc: str, series: Iterable[tuple[dict, dict[int, int], float | None]],
-                 start_ns: int, now_ns: int) -> m.Metric:
+def _hist_metric(
+    name: str,
+    desc: str,
+    series: Iterable[tuple[dict, dict[int, int], float | None]],
+    start_ns: int,
+    now_ns: int,
+) -> m.Metric:
     metric = m.Metric(name=name, description=desc, unit="s")
     metric.histogram.aggregation_temporality = CUMULATIVE
     for attrs, slots, total in series:
@@ -96,12 +100,18 @@ def build(
     for (nr, slot), n in syscall_hist.items():
         by_nr[nr][slot] = n
     if by_nr:
-        sm.metrics.append(_hist_metric(
-            "goblock.syscall.duration", "Duration of syscalls of target processes",
-            (({"syscall": syscall_name(nr)}, slots, syscall_sum.get(nr, 0) / 1e9)
-             for nr, slots in sorted(by_nr.items())),
-            start_ns, now_ns,
-        ))
+        sm.metrics.append(
+            _hist_metric(
+                "goblock.syscall.duration",
+                "Duration of syscalls of target processes",
+                (
+                    ({"syscall": syscall_name(nr)}, slots, syscall_sum.get(nr, 0) / 1e9)
+                    for nr, slots in sorted(by_nr.items())
+                ),
+                start_ns,
+                now_ns,
+            )
+        )
     runq: dict[int, int] = {}
     offcpu: dict[int, dict[int, int]] = defaultdict(dict)
     for (kind, sub, slot), n in sched_hist.items():
@@ -110,18 +120,34 @@ def build(
         elif kind == SCHED_OFFCPU:
             offcpu[sub][slot] = n
     if runq:
-        sm.metrics.append(_hist_metric(
-            "goblock.runqueue.latency", "Time target threads waited runnable for a CPU",
-            [({}, runq, None)], start_ns, now_ns,
-        ))
+        sm.metrics.append(
+            _hist_metric(
+                "goblock.runqueue.latency",
+                "Time target threads waited runnable for a CPU",
+                [({}, runq, None)],
+                start_ns,
+                now_ns,
+            )
+        )
     if offcpu:
-        sm.metrics.append(_hist_metric(
-            "goblock.offcpu.duration", "Off-CPU intervals of target threads, by state",
-            (({"state": OFFCPU_STATES.get(s, str(s))}, slots, None) for s, slots in sorted(offcpu.items())),
-            start_ns, now_ns,
-        ))
-    names = {"retransmit": "goblock.tcp.retransmits", "reset_sent": "goblock.tcp.resets",
-             "reset_received": "goblock.tcp.resets", "zero_window": "goblock.tcp.zero_windows"}
+        sm.metrics.append(
+            _hist_metric(
+                "goblock.offcpu.duration",
+                "Off-CPU intervals of target threads, by state",
+                (
+                    ({"state": OFFCPU_STATES.get(s, str(s))}, slots, None)
+                    for s, slots in sorted(offcpu.items())
+                ),
+                start_ns,
+                now_ns,
+            )
+        )
+    names = {
+        "retransmit": "goblock.tcp.retransmits",
+        "reset_sent": "goblock.tcp.resets",
+        "reset_received": "goblock.tcp.resets",
+        "zero_window": "goblock.tcp.zero_windows",
+    }
     sums: dict[str, m.Metric] = {}
     for (typ, daddr, family, dport), n in sorted(tcp_counts.items()):
         tname = TCP_TYPES.get(typ, "")
@@ -130,12 +156,17 @@ def build(
             continue
         metric = sums.get(mname)
         if metric is None:
-            metric = m.Metric(name=mname, unit="{event}",
-                              description="TCP trouble on sockets of target processes, by peer")
+            metric = m.Metric(
+                name=mname,
+                unit="{event}",
+                description="TCP trouble on sockets of target processes, by peer",
+            )
             metric.sum.aggregation_temporality = CUMULATIVE
             metric.sum.is_monotonic = True
             sums[mname] = metric
-        dp = metric.sum.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=now_ns, as_int=n)
+        dp = metric.sum.data_points.add(
+            start_time_unix_nano=start_ns, time_unix_nano=now_ns, as_int=n
+        )
         attrs = {"network.peer.address": _peer(family, daddr), "network.peer.port": dport}
         if mname == "goblock.tcp.resets":
             attrs["direction"] = "sent" if tname == "reset_sent" else "received"

@@ -8,6 +8,7 @@ it loads the module; `close()` detaches and unloads them all.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 from dataclasses import dataclass
@@ -52,7 +53,8 @@ class ProgramOptions:
 
 def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
     """The module's C text and cflags."""
-    files = [f for f, on in (("syscalls", opts.syscalls), ("sched", opts.sched), ("tcp", opts.tcp)) if on]
+    concerns = (("syscalls", opts.syscalls), ("sched", opts.sched), ("tcp", opts.tcp))
+    files = [f for f, on in concerns if on]
     files.append("proc")  # target tracking; last, it cleans the per-thread maps of the others
     # BCC rewrites map calls (`map.lookup(...)`) only in the main text, not in #included
     # files: the shared header goes in as text first; its include guard then makes each
@@ -109,13 +111,11 @@ class Program:
 
     def remove_target(self, pid: int) -> None:
         t = self.bpf[b"targets"]
-        try:
+        with contextlib.suppress(KeyError):
             del t[t.Key(pid)]
-        except KeyError:
-            pass
 
     def target_pids(self) -> set[int]:
-        return {k.value for k in self.bpf[b"targets"].keys()}
+        return {k.value for k in self.bpf[b"targets"]}
 
     def lost_counts(self) -> dict[str, int]:
         t = self.bpf[b"lost"]

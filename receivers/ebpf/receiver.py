@@ -23,17 +23,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from otel_goblock.clock import MonotonicClock
-from otel_goblock.component import Component, Consumers, CreateSettings, Host
-from otel_goblock.doctor import (
-    PROC_TRACEPOINTS,
-    SCHED_TRACEPOINTS,
-    SYSCALL_TRACEPOINTS,
-    TCP_TRACEPOINTS,
-    failure_message,
-    run_doctor,
-)
-from otel_goblock.pdata import Event, Metrics, RequestInfo, Traces
 from otel_goblock.receivers.ebpf import decode, metrics
 from otel_goblock.receivers.ebpf.config import Config
 from otel_goblock.receivers.ebpf.fdtarget import FdResolver
@@ -46,6 +35,18 @@ from otel_goblock.receivers.ebpf.program import (
 )
 from otel_goblock.receivers.ebpf.syscalls import syscall_name, takes_fd
 from otel_goblock.receivers.ebpf.targets import TargetSet, parse_specs
+
+from otel_goblock.clock import MonotonicClock
+from otel_goblock.component import Component, Consumers, CreateSettings, Host
+from otel_goblock.doctor import (
+    PROC_TRACEPOINTS,
+    SCHED_TRACEPOINTS,
+    SYSCALL_TRACEPOINTS,
+    TCP_TRACEPOINTS,
+    failure_message,
+    run_doctor,
+)
+from otel_goblock.pdata import Event, Metrics, RequestInfo, Traces
 
 PAGE = 4096
 
@@ -114,12 +115,13 @@ class EbpfReceiver(Component):
             return
         try:
             self.program = await asyncio.to_thread(self._load)
-        except Exception as e:  # noqa: BLE001 - compile/attach errors are the message
+        except Exception as e:
             self._unavailable(f"ebpf receiver cannot load its BPF programs: {e}")
             return
         self._start_ns = time.time_ns()
-        self._thread = threading.Thread(target=self._run, name=f"ebpf-poll[{self._settings.id}]",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"ebpf-poll[{self._settings.id}]", daemon=True
+        )
         self._thread.start()
 
     def _load(self) -> Program:
@@ -128,25 +130,34 @@ class EbpfReceiver(Component):
         c = self._config
         try:
             fsbase = task_fsbase_offset()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             self._log.warning("ebpf: no BTF offset for task_struct.thread.fsbase (%s): goid = 0", e)
             fsbase = 0
-        prog = Program(ProgramOptions(
-            syscalls=c.syscalls, sched=c.sched, tcp=c.tcp,
-            ring_pages=max(1, int(c.ring_buffer_size) // PAGE), fsbase_offset=fsbase,
-        ))
+        prog = Program(
+            ProgramOptions(
+                syscalls=c.syscalls,
+                sched=c.sched,
+                tcp=c.tcp,
+                ring_pages=max(1, int(c.ring_buffer_size) // PAGE),
+                fsbase_offset=fsbase,
+            )
+        )
         try:
             prog.set_config(CFG_SYSCALL_THRESHOLD_NS, int(c.syscall_threshold * 1e9))
             prog.set_config(CFG_OFFCPU_THRESHOLD_NS, int(c.offcpu_threshold * 1e9))
             prog.set_config(CFG_TCP_PROBE_INTERVAL_NS, int(c.tcp_probe_interval * 1e9))
-            for name, sink in (("syscall_events", self._sys_recs, ), ("sched_events", self._sched_recs),
-                               ("tcp_events", self._tcp_recs), ("proc_events", self._proc_recs)):
-                if name == "syscall_events" and not c.syscalls or name == "sched_events" and not c.sched \
-                        or name == "tcp_events" and not c.tcp:
-                    continue
-                prog.table(name).open_ring_buffer(self._collector(sink, name))
-            self.targets = TargetSet(parse_specs(c.targets), prog.add_target, prog.remove_target,
-                                     self._log)
+            rings = [
+                ("proc_events", self._proc_recs, True),
+                ("syscall_events", self._sys_recs, c.syscalls),
+                ("sched_events", self._sched_recs, c.sched),
+                ("tcp_events", self._tcp_recs, c.tcp),
+            ]
+            for name, sink, enabled in rings:
+                if enabled:
+                    prog.table(name).open_ring_buffer(self._collector(sink, name))
+            self.targets = TargetSet(
+                parse_specs(c.targets), prog.add_target, prog.remove_target, self._log
+            )
             self.targets.scan()
         except BaseException:
             prog.close()
@@ -209,7 +220,7 @@ class EbpfReceiver(Component):
                 if now >= next_metrics:
                     self._emit_metrics()
                     next_metrics = now + c.metrics_interval
-            except Exception:  # noqa: BLE001 - the poll thread must survive a bad record
+            except Exception:
                 self._log.exception("ebpf: poll loop error (continuing)")
                 time.sleep(0.05)
         # final drain and metrics so a shutdown does not lose what the kernel already has
@@ -218,7 +229,7 @@ class EbpfReceiver(Component):
             self._drain()
             self._check_kernel_lost()
             self._emit_metrics()
-        except Exception:  # noqa: BLE001
+        except Exception:
             self._log.exception("ebpf: final drain failed")
 
     def _drain(self) -> None:
@@ -329,25 +340,38 @@ class EbpfReceiver(Component):
         """One read of the kernel's histogram and counter maps."""
         assert self.program is not None
         c = self._config
-        out: dict[str, dict] = {"syscall_hist": {}, "syscall_sum": {}, "sched_hist": {},
-                                "tcp_counts": {}}
+        out: dict[str, dict] = {
+            "syscall_hist": {},
+            "syscall_sum": {},
+            "sched_hist": {},
+            "tcp_counts": {},
+        }
         if c.syscalls:
-            out["syscall_hist"] = {(k.nr, k.slot): v.value
-                                   for k, v in self.program.table("syscall_hist").items()}
-            out["syscall_sum"] = {k.value: v.value
-                                  for k, v in self.program.table("syscall_sum").items()}
+            out["syscall_hist"] = {
+                (k.nr, k.slot): v.value for k, v in self.program.table("syscall_hist").items()
+            }
+            out["syscall_sum"] = {
+                k.value: v.value for k, v in self.program.table("syscall_sum").items()
+            }
         if c.sched:
-            out["sched_hist"] = {(k.kind, k.sub, k.slot): v.value
-                                 for k, v in self.program.table("sched_hist").items()}
+            out["sched_hist"] = {
+                (k.kind, k.sub, k.slot): v.value
+                for k, v in self.program.table("sched_hist").items()
+            }
         if c.tcp:
-            out["tcp_counts"] = {(k.type, bytes(k.daddr), k.family, k.dport): v.value
-                                 for k, v in self.program.table("tcp_counts").items()}
+            out["tcp_counts"] = {
+                (k.type, bytes(k.daddr), k.family, k.dport): v.value
+                for k, v in self.program.table("tcp_counts").items()
+            }
         return out
 
     def build_metrics(self) -> Metrics:
         agg = self.read_aggregates()
         req = metrics.build(
-            **agg, syscall_name=syscall_name, start_ns=self._start_ns, now_ns=time.time_ns(),
+            **agg,
+            syscall_name=syscall_name,
+            start_ns=self._start_ns,
+            now_ns=time.time_ns(),
             resource_attrs={**self._resource, "goblock.receiver": str(self._settings.id)},
         )
         return Metrics(message=req)
@@ -364,8 +388,11 @@ class EbpfReceiver(Component):
         except RuntimeError:
             return
         fut.add_done_callback(
-            lambda f: f.cancelled() or f.exception() is None
-            or self._log.warning("ebpf: metrics refused: %s", f.exception())
+            lambda f: (
+                f.cancelled()
+                or f.exception() is None
+                or self._log.warning("ebpf: metrics refused: %s", f.exception())
+            )
         )
 
 

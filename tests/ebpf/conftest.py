@@ -113,7 +113,7 @@ class _Host(Host):
     def __init__(self) -> None:
         self.fatal: list[BaseException] = []
 
-    def get_extension(self, id_: str):  # noqa: ANN201
+    def get_extension(self, id_: str):
         return None
 
     def report_fatal_error(self, err: BaseException) -> None:
@@ -128,7 +128,7 @@ class LoopThread:
         self._t = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._t.start()
 
-    def run(self, coro, timeout: float = 60.0):  # noqa: ANN001, ANN201
+    def run(self, coro, timeout: float = 60.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:

