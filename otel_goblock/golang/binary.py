@@ -80,7 +80,7 @@ class GoBinary:
         self.build_id = self.image.build_id()
         self.buildinfo: BuildInfo = read_buildinfo(self.image)
         self.symbols = SymbolTable(self.image)
-        self._lock = threading.Lock()
+        self.dwarf_error: str | None = None
 
     # -- identity -------------------------------------------------------------
 
@@ -154,7 +154,7 @@ class GoBinary:
 
 _cache: dict[tuple[str, int, int, int, int], GoBinary] = {}
 _cache_lock = threading.Lock()
-_CACHE_MAX = 64
+_CACHE_MAX = 16  # each entry holds its file in memory (a large Go service: 20-100 MB)
 
 
 def open_go_binary(path: str) -> GoBinary:
@@ -166,6 +166,10 @@ def open_go_binary(path: str) -> GoBinary:
     granularity.
     """
     real = os.path.realpath(path)
+    if not os.path.exists(real):
+        # /proc/<pid>/exe of a binary replaced on disk resolves to "... (deleted)";
+        # the link itself still opens the running file (and uprobes attach to it).
+        real = path
     try:
         st = os.stat(real)
     except OSError as e:
