@@ -55,38 +55,26 @@ class Event:
         return self.end_ns - self.start_ns
 
 
-class Traces:
-    """A unit of trace data: an ExportTraceServiceRequest, kept serialized when possible."""
+class _Serialized:
+    """An OTLP export request kept serialized when possible, parsed at most once."""
 
-    __slots__ = ("_msg", "_raw", "events", "info", "span_count")
+    __slots__ = ("_msg", "_raw")
+    _message_type: type
 
-    def __init__(
-        self,
-        *,
-        raw: bytes | None = None,
-        message: ExportTraceServiceRequest | None = None,
-        span_count: int | None = None,
-        events: list[Event] | None = None,
-        info: RequestInfo | None = None,
-    ) -> None:
+    def __init__(self, raw: bytes | None, message: object | None) -> None:
         self._raw = raw
         self._msg = message
-        if span_count is None:
-            span_count = count_spans(self.message()) if (raw or message) else 0
-        self.span_count = span_count
-        self.events = events or []
-        self.info = info or RequestInfo()
 
-    def message(self) -> ExportTraceServiceRequest:
+    def message(self) -> Any:
         """The parsed request (parsed once, on first use); to edit it use `mutable_message`."""
         if self._msg is None:
-            msg = ExportTraceServiceRequest()
+            msg = self._message_type()
             if self._raw:
                 msg.ParseFromString(self._raw)
             self._msg = msg
         return self._msg
 
-    def mutable_message(self) -> ExportTraceServiceRequest:
+    def mutable_message(self) -> Any:
         """The parsed request, for editing: the cached serialized form is dropped."""
         msg = self.message()
         self._raw = None
@@ -100,14 +88,44 @@ class Traces:
     def has_raw(self) -> bool:
         return self._raw is not None
 
+
+class Traces(_Serialized):
+    """A unit of trace data: an ExportTraceServiceRequest, plus goblock events."""
+
+    __slots__ = ("events", "info", "span_count")
+    _message_type = ExportTraceServiceRequest
+
+    def __init__(
+        self,
+        *,
+        raw: bytes | None = None,
+        message: ExportTraceServiceRequest | None = None,
+        span_count: int | None = None,
+        events: list[Event] | None = None,
+        info: RequestInfo | None = None,
+    ) -> None:
+        super().__init__(raw, message)
+        if span_count is None:
+            span_count = count_spans(self.message()) if (raw or message) else 0
+        self.span_count = span_count
+        self.events = events or []
+        self.info = info or RequestInfo()
+
+    def message(self) -> ExportTraceServiceRequest:
+        return super().message()
+
+    def mutable_message(self) -> ExportTraceServiceRequest:
+        return super().mutable_message()
+
     def with_events_only(self) -> Traces:
         return Traces(raw=b"", span_count=0, events=self.events, info=self.info)
 
 
-class Metrics:
-    """A unit of metric data: an ExportMetricsServiceRequest, kept serialized when possible."""
+class Metrics(_Serialized):
+    """A unit of metric data: an ExportMetricsServiceRequest."""
 
-    __slots__ = ("_msg", "_raw", "data_point_count", "info")
+    __slots__ = ("data_point_count", "info")
+    _message_type = ExportMetricsServiceRequest
 
     def __init__(
         self,
@@ -117,33 +135,17 @@ class Metrics:
         data_point_count: int | None = None,
         info: RequestInfo | None = None,
     ) -> None:
-        self._raw = raw
-        self._msg = message
+        super().__init__(raw, message)
         if data_point_count is None:
             data_point_count = count_data_points(self.message()) if (raw or message) else 0
         self.data_point_count = data_point_count
         self.info = info or RequestInfo()
 
     def message(self) -> ExportMetricsServiceRequest:
-        if self._msg is None:
-            msg = ExportMetricsServiceRequest()
-            if self._raw:
-                msg.ParseFromString(self._raw)
-            self._msg = msg
-        return self._msg
+        return super().message()
 
     def mutable_message(self) -> ExportMetricsServiceRequest:
-        msg = self.message()
-        self._raw = None
-        return msg
-
-    def serialized(self) -> bytes:
-        if self._raw is None:
-            self._raw = self._msg.SerializeToString() if self._msg is not None else b""
-        return self._raw
-
-    def has_raw(self) -> bool:
-        return self._raw is not None
+        return super().mutable_message()
 
 
 def count_spans(req: ExportTraceServiceRequest) -> int:
