@@ -10,7 +10,6 @@ from typing import Any
 import grpc
 import pytest
 import requests
-from conftest import both
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -21,6 +20,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from otel_goblock.receivers.otlp import otlpjson
 
 from otel_goblock.consumer import PermanentError, RetryableError
+
+from .conftest import both
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 METRICS = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"

@@ -15,10 +15,11 @@ from typing import Any
 import grpc
 import pytest
 import requests
-from conftest import RunningReceiver, both
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bad_input import GOOD, METRICS, TRACES
+
+from .conftest import RunningReceiver, both
+from .test_bad_input import GOOD, METRICS, TRACES
 
 HTTP_OK = {200, 400, 413, 415}
 

@@ -7,7 +7,8 @@ from typing import Any
 import grpc
 import pytest
 import requests
-from test_bad_input import GOOD, PB, TRACES, grpc_call
+
+from .test_bad_input import GOOD, PB, TRACES, grpc_call
 
 
 def test_only_the_named_protocol_listens(start_receiver: Any) -> None:

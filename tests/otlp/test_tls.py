@@ -10,7 +10,6 @@ from typing import Any
 import grpc
 import pytest
 import requests
-from conftest import both
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,8 +19,10 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HTTPSpanExporter,
 )
 from opentelemetry.sdk.trace.export import SpanExportResult
-from test_bad_input import GOOD, TRACES
-from test_sdk_clients import assert_same_spans, make_spans, received_spans
+
+from .conftest import both
+from .test_bad_input import GOOD, TRACES
+from .test_sdk_clients import assert_same_spans, make_spans, received_spans
 
 
 def _name(cn: str) -> x509.Name:
