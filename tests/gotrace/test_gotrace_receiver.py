@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -17,11 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ScenarioTrace
-from gotrace_fixtures import build
+from gotrace_fixtures import build, goroot
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from otel_goblock.receivers.gotrace.config import Config
 from otel_goblock.receivers.gotrace.factory import FACTORY
+from otel_goblock.receivers.gotrace.parser.textformat import read_txtar, text_to_bytes
 
 from otel_goblock.component import ComponentID, Consumers, CreateSettings
 from otel_goblock.config import ConfigError, decode
@@ -197,3 +199,24 @@ async def test_endpoint_source_pulls_windows_and_resolves_the_pid(pprof_server) 
     )
     assert all(before <= e.start_ns <= after for e in sink.events)
     assert any(e.kind == "lineage" for e in sink.events)
+
+
+async def test_directory_source_anchors_old_traces_on_file_mtime(tmp_path: Path) -> None:
+    # A Go 1.22 trace has no wall clock of its own: its last event lands on the mtime.
+
+    test = goroot("local") / "src/internal/trace/testdata/tests/go122-gc-stress.test"
+    data = text_to_bytes(read_txtar(test.read_text())["trace"])
+    path = tmp_path / "old.trace"
+    path.write_bytes(data)
+    mtime_ns = 1_700_000_000_000_000_000
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    sink = Collect()
+    recv, _ = _make({"directory": str(tmp_path), "poll_interval": "50ms", "min_park": "0s"}, sink)
+    await recv.start(None)
+    try:
+        await _until(lambda: recv.traces_read == 1)
+    finally:
+        await recv.shutdown()
+    assert sink.events
+    assert max(e.end_ns for e in sink.events) == mtime_ns
+    assert min(e.start_ns for e in sink.events) > mtime_ns - 10 * 1_000_000_000
