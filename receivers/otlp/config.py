@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_goblock.config import ByteSize, Endpoint
+from otel_goblock.config import ByteSize, Duration, Endpoint
 
 MIB = 1024 * 1024
 
@@ -58,6 +58,33 @@ class TLSServerConfig:
 
 
 @dataclass
+class KeepaliveServerParameters:
+    """Server-side connection management (collector `configgrpc`, grpc-go names). Unset
+    (None): gRPC's default."""
+
+    max_connection_idle: Duration | None = None  # close connections idle this long
+    max_connection_age: Duration | None = None  # close (GOAWAY) connections this old
+    max_connection_age_grace: Duration | None = None  # then let in-flight RPCs finish
+    time: Duration | None = None  # ping an idle client after this long
+    timeout: Duration | None = None  # and drop it if the ping is not answered
+
+
+@dataclass
+class KeepaliveEnforcementPolicy:
+    """How often clients may ping. A client that pings more often is sent GOAWAY
+    `ENHANCE_YOUR_CALM` ("too_many_pings"), as grpc-go does."""
+
+    min_time: Duration | None = None  # gRPC default: 5m
+    permit_without_stream: bool = False
+
+
+@dataclass
+class KeepaliveConfig:
+    server_parameters: KeepaliveServerParameters | None = None
+    enforcement_policy: KeepaliveEnforcementPolicy | None = None
+
+
+@dataclass
 class GRPCConfig:
     """gRPC server (collector `configgrpc.ServerConfig`, the options that apply here)."""
 
@@ -65,6 +92,7 @@ class GRPCConfig:
     max_recv_msg_size_mib: int = 4  # grpc's own default; after decompression
     max_concurrent_streams: int = 0  # 0: grpc's default (no limit)
     include_metadata: bool = False  # copy request metadata into RequestInfo.headers
+    keepalive: KeepaliveConfig | None = None
     tls: TLSServerConfig | None = None
 
     def validate(self) -> list[str]:

@@ -33,6 +33,37 @@ def peer_address(peer: str) -> str:
     return unquote(rest)
 
 
+def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
+    """gRPC core channel arguments for the config (grpc-go's names mapped to C-core's)."""
+    options = [
+        ("grpc.max_receive_message_length", cfg.max_recv_msg_size_mib * MIB),
+        # without this two servers may silently share a port (SO_REUSEPORT)
+        ("grpc.so_reuseport", 0),
+    ]
+    if cfg.max_concurrent_streams:
+        options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))
+    ka = cfg.keepalive
+    params = ka.server_parameters if ka is not None else None
+    if params is not None:
+        for arg, value in (
+            ("grpc.max_connection_idle_ms", params.max_connection_idle),
+            ("grpc.max_connection_age_ms", params.max_connection_age),
+            ("grpc.max_connection_age_grace_ms", params.max_connection_age_grace),
+            ("grpc.keepalive_time_ms", params.time),
+            ("grpc.keepalive_timeout_ms", params.timeout),
+        ):
+            if value is not None:
+                options.append((arg, round(value * 1000)))
+    policy = ka.enforcement_policy if ka is not None else None
+    if policy is not None:
+        if policy.min_time is not None:
+            # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS (server side)
+            ms = round(policy.min_time * 1000)
+            options.append(("grpc.http2.min_ping_interval_without_data_ms", ms))
+        options.append(("grpc.keepalive_permit_without_calls", int(policy.permit_without_stream)))
+    return options
+
+
 class GRPCServer:
     def __init__(
         self,
@@ -50,14 +81,7 @@ class GRPCServer:
 
     async def start(self) -> None:
         cfg = self._cfg
-        options = [
-            ("grpc.max_receive_message_length", cfg.max_recv_msg_size_mib * MIB),
-            # without this two servers may silently share a port (SO_REUSEPORT)
-            ("grpc.so_reuseport", 0),
-        ]
-        if cfg.max_concurrent_streams:
-            options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(options=server_options(cfg))
         handlers = []
         if self._traces is not None:
             handlers.append(self._service(TRACE_SERVICE, self._traces))

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from otel_goblock.receivers.otlp.config import Config, GRPCConfig, HTTPConfig, Protocols
 from otel_goblock.receivers.otlp.factory import FACTORY
+from otel_goblock.receivers.otlp.grpc import server_options
 
 from otel_goblock import component
 from otel_goblock.component import Registry
@@ -69,6 +70,17 @@ def test_full_config(tmp_path: Path) -> None:
     assert h.tls.cert_file == f"{tmp_path}/server.pem" and h.tls.client_ca_file == ""
     assert (h.endpoint, h.max_request_body_size) == ("[::1]:14318", 64 * 1024 * 1024)
     assert (h.traces_url_path, h.metrics_url_path) == ("/otlp/v1/traces", "/otlp/v1/metrics")
+    opts = dict(server_options(g))
+    assert opts["grpc.max_receive_message_length"] == 32 * 1024 * 1024
+    assert opts["grpc.max_concurrent_streams"] == 100
+    assert opts["grpc.max_connection_idle_ms"] == 11_000
+    assert opts["grpc.max_connection_age_ms"] == 12_000
+    assert opts["grpc.max_connection_age_grace_ms"] == 13_000
+    assert opts["grpc.keepalive_time_ms"] == 30_000
+    assert opts["grpc.keepalive_timeout_ms"] == 5_000
+    assert opts["grpc.http2.min_ping_interval_without_data_ms"] == 10_000
+    assert opts["grpc.keepalive_permit_without_calls"] == 1
+    assert opts["grpc.so_reuseport"] == 0
 
 
 P = "receivers.otlp.protocols"
@@ -84,6 +96,9 @@ BAD = {
     "bad_tls_cert_without_key.yaml": f"{P}.grpc.tls.cert_file, key_file: expected both or neither",
     "bad_tls_missing_file.yaml": (
         f"{P}.http.tls.cert_file: expected a readable file, got '/nonexistent/server.pem'"
+    ),
+    "bad_keepalive_duration.yaml": (
+        f'{P}.grpc.keepalive.enforcement_policy.min_time: expected a duration like "30s"'
     ),
     "bad_client_ca_without_cert.yaml": (
         f"{P}.grpc.tls.client_ca_file: expected cert_file and key_file too"

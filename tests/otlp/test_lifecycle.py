@@ -106,3 +106,12 @@ def test_grpc_stub_from_the_generated_service(receiver: Any) -> None:
     assert resp == ExportTraceServiceResponse()
     assert not resp.HasField("partial_success")
     assert TRACES.endswith("/Export")
+
+
+def test_keepalive_options_are_accepted_by_grpc(start_receiver: Any) -> None:
+    keepalive = {
+        "server_parameters": {"max_connection_idle": "1s", "time": "10s", "timeout": "2s"},
+        "enforcement_policy": {"min_time": "1s", "permit_without_stream": True},
+    }
+    r = start_receiver({"protocols": {"grpc": {"endpoint": "127.0.0.1:0", "keepalive": keepalive}}})
+    assert grpc_call(r.grpc_target, GOOD).code() == grpc.StatusCode.OK
