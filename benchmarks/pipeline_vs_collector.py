@@ -78,6 +78,14 @@ def port_open(port: int) -> bool:
         return False
 
 
+LEGEND = """\
+columns: spans/s = at the sink over the window; CPU-s/100k = pipeline utime+stime per 100k
+spans delivered, from load start until the sink went quiet; cores = pipeline CPU / wall;
+peakRSS = VmHWM; refused = spans answered UNAVAILABLE; lost = accepted by the pipeline but
+never at the sink; other = share of the pipeline's core used by other processes (shared
+machine); runq = seconds the pipeline waited for a CPU per CPU-second it ran; loadc = CPU of
+load generators + sink / wall (near 1.0: the load side may be the limit)"""
+
 NICE = 0  # set from --nice: the same priority for every benchmark process
 
 
@@ -231,12 +239,14 @@ class LegResult:
     ok: bool = True
     skipped: str = ""
     spans_per_s: float = 0.0
-    cpu_s_per_100k: float = 0.0
+    cpu_s_per_100k: float = 0.0  # whole leg: CPU from load start to drained / spans at sink
+    cpu_s_per_100k_window: float = 0.0  # window only: CPU / spans at sink in the window
     cpu_cores: float = 0.0
     runq_wait_per_cpu_s: float = 0.0
     load_cpu_cores: float = 0.0  # CPU of load generators + sink / wall: ~1.0 = load-bound
     other_load_on_core: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_rss_mb_max: float = 0.0  # largest over the rounds (the table shows the median)
     offered_spans_per_s: float = 0.0
     sink_limit_spans_per_s: float = 0.0
     window_s: float = 0.0
@@ -297,6 +307,7 @@ def run_leg(
             time.sleep(0.1)
         sampler.start()
         profiler = None
+        s0 = sampler.snapshot()
         loaders = start_load(load, args.load_cpu, spec.receiver_port)
         time.sleep(args.warmup)
         a: Snapshot = sampler.snapshot()
@@ -312,6 +323,7 @@ def run_leg(
         tb, sb = sink.reading()
         res.load = collect_load(loaders)
         res.sink_spans_total = sink.wait_quiet()
+        s_end = sampler.snapshot()
         res.self_metrics = scrape(spec.telemetry_port)
         if profiler is not None:
             res.profile = stop_profiler(profiler, logdir)
@@ -319,12 +331,18 @@ def run_leg(
         spans = sb - sa
         cpu = b.cpu_s - a.cpu_s
         res.spans_per_s = spans / res.window_s if res.window_s > 0 else 0.0
-        res.cpu_s_per_100k = cpu / spans * 1e5 if spans else float("inf")
+        # CPU per span over the whole leg (load start → sink quiet): every span delivered,
+        # including any a queue held past the window, so a growing queue cannot bias it.
+        run_cpu = s_end.cpu_s - s0.cpu_s
+        total = res.sink_spans_total
+        res.cpu_s_per_100k = run_cpu / total * 1e5 if total else float("inf")
+        res.cpu_s_per_100k_window = cpu / spans * 1e5 if spans else float("inf")
         res.cpu_cores = cpu / (b.t - a.t)
         res.load_cpu_cores = (lb - la) / (b.t - a.t)
         res.runq_wait_per_cpu_s = (b.runq_wait_s - a.runq_wait_s) / cpu if cpu else 0.0
         res.other_load_on_core = max(0.0, (b.core_busy_s - a.core_busy_s - cpu) / (b.t - a.t))
         res.peak_rss_mb = sampler.peak_rss() / 2**20
+        res.peak_rss_mb_max = res.peak_rss_mb
         res.offered_spans_per_s = load.rate
         res.lost_spans = res.load["accepted_spans"] - res.sink_spans_total
         if spans == 0:
@@ -401,6 +419,8 @@ def median_result(rs: list[LegResult]) -> LegResult:
     return dataclasses.replace(
         mid,
         cpu_s_per_100k=statistics.median(r.cpu_s_per_100k for r in ok),
+        cpu_s_per_100k_window=statistics.median(r.cpu_s_per_100k_window for r in ok),
+        peak_rss_mb_max=max(r.peak_rss_mb for r in ok),
         cpu_cores=statistics.median(r.cpu_cores for r in ok),
         peak_rss_mb=statistics.median(r.peak_rss_mb for r in ok),
         other_load_on_core=statistics.median(r.other_load_on_core for r in ok),
@@ -513,7 +533,11 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for s in systems:
-        print(fmt_row(best[s]))
+        b = best[s]
+        extra = ""
+        if b.ok and args.rounds > 1:
+            extra = f"   median of {args.rounds}; peak RSS max {b.peak_rss_mb_max:.0f} MB"
+        print(fmt_row(b) + extra)
     for o in over:
         extra = f"   offered {o.offered_spans_per_s:,.0f}/s"
         if o.sink_limit_spans_per_s:
@@ -545,14 +569,7 @@ def main() -> int:
                 f"{o.load['refused_spans']:,} spans, accepted {o.load['accepted_spans']:,}, "
                 f"lost after accept {o.lost_spans}"
             )
-    print(
-        "columns: spans/s at the sink over the window; CPU-s/100k = pipeline utime+stime per "
-        "100k spans; cores = CPU used / wall; other = CPU of the pipeline's core taken by "
-        "other processes (the machine is shared); runq = seconds the pipeline waited for a CPU "
-        "per CPU-second it ran (contention); loadc = CPU of the load generators and sink / wall "
-        "(near 1.0: the load side, not the pipeline, may be the limit); lost = accepted by the "
-        "pipeline but never at the sink"
-    )
+    print(LEGEND)
     g_prof = best["goblock"].profile if "goblock" in best else ""
     if g_prof and os.path.exists(g_prof):
         summary = pyspy_summary.summarize(Path(g_prof), top=12)
