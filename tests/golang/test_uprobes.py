@@ -78,3 +78,32 @@ def test_entry_and_ret_offsets_fire(toolchain: str, stripped: bool) -> None:
     assert hits["entry"] == 4
     assert sum(v for k, v in hits.items() if k.startswith("ret")) == 4
     assert group not in (TRACEFS / "uprobe_events").read_text()
+
+
+def test_bcc_attach_uprobe_addr_takes_the_vaddr(toolchain: str) -> None:
+    """BCC's attach_uprobe(addr=) wants the virtual address (it converts to a file
+    offset itself): ProbePoint.vaddr is the value to pass, on a stripped binary."""
+    from otel_goblock.receivers.ebpf.program import import_bcc
+
+    bcc = import_bcc()
+    exe = str(build(toolchain, "basic", stripped=True).path)
+    gb = GoBinary(exe)
+    b = bcc.BPF(
+        text=b"""
+BPF_ARRAY(hits, u64, 2);
+static void count(int k) { u64 *v = hits.lookup(&k); if (v) __sync_fetch_and_add(v, 1); }
+int on_entry(struct pt_regs *ctx) { count(0); return 0; }
+int on_ret(struct pt_regs *ctx) { count(1); return 0; }
+"""
+    )
+    try:
+        b.attach_uprobe(
+            name=exe.encode(), addr=gb.entry_probe("main.worker").vaddr, fn_name=b"on_entry"
+        )
+        for p in gb.ret_probes("main.worker"):
+            b.attach_uprobe(name=exe.encode(), addr=p.vaddr, fn_name=b"on_ret")
+        subprocess.run([exe], check=True, capture_output=True, timeout=60)
+        hits = {k.value: v.value for k, v in b["hits"].items()}
+    finally:
+        b.cleanup()
+    assert hits == {0: 4, 1: 4}
