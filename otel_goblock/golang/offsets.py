@@ -19,10 +19,17 @@ if TYPE_CHECKING:
 
 __all__ = ["RUNTIME_OFFSETS", "RuntimeLayout", "runtime_layout", "table_offsets"]
 
-# (minor) -> offsets, identical on amd64 and arm64 (no arch-dependent field
-# precedes them). 1.23 added g.syscallbp (+8 from atomicstatus on); 1.25 removed
-# gobuf.ret (-8 in g after sched, and in m after morebuf, hence m.procid 72->64).
-# 1.26 and 1.27 were checked against DWARF of binaries built here.
+# (minor) -> offsets, identical on amd64 and arm64 (every field before them is
+# pointer-sized or a uint32 pair). How they move, from runtime2.go:
+#   g = stack(16) stackguard0 stackguard1 _panic _defer m@48 sched(gobuf)
+#       syscallsp syscallpc [syscallbp, 1.23+] stktopsp param atomicstatus(u32)
+#       stackLock(u32) goid schedlink waitsince waitreason(u8)
+#   gobuf = sp pc g ctxt [ret, <=1.24] lr bp   (7 words <=1.24, 6 words 1.25+)
+#   m = g0 morebuf(gobuf) divmod(u32) _(u32) procid
+# so 1.23 (+syscallbp) moves atomicstatus/goid/waitreason by +8, 1.25 (-gobuf.ret)
+# moves them back and m.procid 72 -> 64. 1.26 and 1.27 are checked against the
+# DWARF of binaries built here; 1.21-1.25 against the DESIGN §5 values and
+# third-party mirrors of those releases' g/gobuf (no older toolchain may run here).
 _G121 = {"g.goid": 152, "g.atomicstatus": 144, "g.waitreason": 176, "g.m": 48, "m.procid": 72}
 _G123 = {"g.goid": 160, "g.atomicstatus": 152, "g.waitreason": 184, "g.m": 48, "m.procid": 72}
 _G125 = {"g.goid": 152, "g.atomicstatus": 144, "g.waitreason": 176, "g.m": 48, "m.procid": 64}
