@@ -95,7 +95,17 @@ def _mapped(grpc_code: grpc.StatusCode, http: int, rpc_code: int, msg: str) -> M
 
 
 def grpc_trailers(m: Mapped) -> tuple[tuple[str, bytes], ...]:
-    """Trailing metadata carrying the full google.rpc.Status (what grpcio-status sends)."""
+    """Trailing metadata for an error.
+
+    `grpc-status-details-bin` carries the whole google.rpc.Status with its RetryInfo (what
+    grpc-go clients and the collector's exporters read). The OTel Python SDK's exporter
+    reads only a `google.rpc.retryinfo-bin` trailer holding the RetryInfo itself, so a
+    retryable error carries that too: every client then waits as long as we ask.
+    """
     if not m.status.details:
         return ()
-    return (("grpc-status-details-bin", m.status.SerializeToString()),)
+    trailers = [("grpc-status-details-bin", m.status.SerializeToString())]
+    for any_ in m.status.details:
+        if any_.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            trailers.append(("google.rpc.retryinfo-bin", any_.value))
+    return tuple(trailers)

@@ -34,15 +34,25 @@ class RecordingConsumer:
         self.traces: list[Traces] = []
         self.metrics: list[Metrics] = []
         self.fail: BaseException | None = None
+        self.fail_times = 0  # with `fail`: refuse this many calls, then accept again
+        self.calls = 0
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.fail is not None:
+            err = self.fail
+            if self.fail_times:
+                self.fail_times -= 1
+                if not self.fail_times:
+                    self.fail = None
+            raise err
 
     async def consume_traces(self, data: Traces) -> None:
-        if self.fail is not None:
-            raise self.fail
+        self._maybe_fail()
         self.traces.append(data)
 
     async def consume_metrics(self, data: Metrics) -> None:
-        if self.fail is not None:
-            raise self.fail
+        self._maybe_fail()
         self.metrics.append(data)
 
 

@@ -131,6 +131,9 @@ def test_grpc_retryable_consumer_error_is_unavailable_with_retry_info(receiver: 
     info = error_details_pb2.RetryInfo()
     assert st.details[0].Unpack(info)
     assert (info.retry_delay.seconds, info.retry_delay.nanos) == (2, 500_000_000)
+    # the same RetryInfo alone, where the OTel Python SDK exporter looks for it
+    (alone,) = [v for k, v in c.trailing_metadata() if k == "google.rpc.retryinfo-bin"]
+    assert error_details_pb2.RetryInfo.FromString(alone) == info
     assert receiver.counter("otelcol_receiver_refused_spans", "grpc") == 3
     assert receiver.counter("otelcol_receiver_accepted_spans", "grpc") == 0
     receiver.consumer.fail = None

@@ -30,6 +30,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from otel_goblock.receivers.otlp import otlpjson
 
+from otel_goblock.consumer import RetryableError
+
 RESOURCE = Resource.create({"service.name": "checkout", "process.pid": 4242})
 
 
@@ -220,3 +222,21 @@ def test_grpc_and_http_metric_exporters_arrive_identical(receiver: Any) -> None:
         assert m.data_point_count == n_points
         assert receiver.counter("otelcol_receiver_accepted_metric_points", transport) == n_points
         receiver.consumer.metrics.clear()
+
+
+def test_sdk_exporters_retry_after_unavailable_and_deliver_once(receiver: Any) -> None:
+    """The pipeline refuses the first attempt (memory limit): the real SDK exporters retry
+    as told (RetryInfo / Retry-After) and every span arrives exactly once."""
+    spans = make_spans(5)
+    for exporter in (
+        GRPCSpanExporter(endpoint=receiver.grpc_target, insecure=True, timeout=20),
+        HTTPSpanExporter(endpoint=receiver.http_url("/v1/traces"), timeout=20),
+    ):
+        receiver.consumer.fail = RetryableError("memory limit reached", retry_after_s=0.2)
+        receiver.consumer.fail_times = 1
+        receiver.consumer.calls = 0
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert receiver.consumer.calls == 2
+        assert_same_spans(spans, received_spans(receiver))
+        receiver.consumer.traces.clear()
