@@ -36,6 +36,7 @@ class RecordingConsumer:
         self.fail: BaseException | None = None
         self.fail_times = 0  # with `fail`: refuse this many calls, then accept again
         self.calls = 0
+        self.delay_s = 0.0  # a slow pipeline: each call takes this long before accepting
 
     def _maybe_fail(self) -> None:
         self.calls += 1
@@ -49,6 +50,8 @@ class RecordingConsumer:
 
     async def consume_traces(self, data: Traces) -> None:
         self._maybe_fail()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         self.traces.append(data)
 
     async def consume_metrics(self, data: Metrics) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -115,3 +117,28 @@ def test_keepalive_options_are_accepted_by_grpc(start_receiver: Any) -> None:
     }
     r = start_receiver({"protocols": {"grpc": {"endpoint": "127.0.0.1:0", "keepalive": keepalive}}})
     assert grpc_call(r.grpc_target, GOOD).code() == grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_shutdown_lets_in_flight_exports_finish(start_receiver: Any, transport: str) -> None:
+    """Stopping (SIGTERM) must not drop what a client is already sending: the request in
+    flight completes with success, then the server is gone."""
+    r = start_receiver()
+    r.consumer.delay_s = 1.0
+    pool = ThreadPoolExecutor(1)
+    if transport == "grpc":
+        fut = pool.submit(lambda: grpc_call(r.grpc_target, GOOD).code())
+        ok: Any = grpc.StatusCode.OK
+    else:
+        fut = pool.submit(
+            lambda: requests.post(r.http_url(), data=GOOD, headers=PB, timeout=10).status_code
+        )
+        ok = 200
+    deadline = time.monotonic() + 10
+    while r.consumer.calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert r.consumer.calls == 1, "the request never reached the pipeline"
+    r.run(r.receiver.shutdown())
+    assert fut.result(10) == ok
+    assert len(r.consumer.traces) == 1
+    pool.shutdown()
