@@ -17,6 +17,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -42,7 +43,7 @@ func requireLoopback(addr string) error {
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "spin" {
-		runSpin(os.Args[2:])
+		runSpin()
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "load" {
@@ -82,7 +83,7 @@ func main() {
 		log.Fatal(err)
 	}
 	a := &app{
-		bg: newDetached(), backend: backend, grpc: gd, dataDir: *dataDir,
+		bg: newDetached(), spin: newSpinPool(2 * runtime.NumCPU()), backend: backend, grpc: gd, dataDir: *dataDir,
 		selfURL: "http://" + ln.Addr().String(), downHTTP: newDownstreamClient(),
 	}
 	scenarios := http.NewServeMux()
@@ -130,6 +131,7 @@ func main() {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	gd.stop()
+	a.spin.stop()
 	if err := tel.shutdown(sctx); err != nil {
 		log.Printf("telemetry flush: %v", err)
 	}

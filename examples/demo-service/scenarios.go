@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -31,6 +30,7 @@ var sink atomic.Uint64
 // app holds what the scenario handlers share.
 type app struct {
 	bg       *detached
+	spin     *spinPool
 	backend  *tcpBackend
 	grpc     *grpcDemo
 	dataDir  string
@@ -290,8 +290,9 @@ func (a *app) syscallRead(r *http.Request) (result, error) {
 // time spent runnable but not running:
 //   - mode=go (default): spinner goroutines locked to OS threads take Go's Ps, so the
 //     handler mostly waits in Go's run queue (its thread sleeps while it waits for a P);
-//   - mode=host: spinner processes (this binary's `spin` subcommand) saturate the host's
-//     CPUs, so the handler's thread waits in the kernel's run queue.
+//   - mode=host: spinner processes (this binary's `spin` subcommand, started with the
+//     service and idle until needed, see spinpool.go) saturate the host's CPUs, so the
+//     handler's thread waits in the kernel's run queue.
 //
 // The answer carries os_runqueue_ms, the thread's run-queue delay from
 // /proc/thread-self/schedstat, to tell the two apart.
@@ -314,11 +315,7 @@ func (a *app) cpu(r *http.Request) (result, error) {
 		}
 		defer close(stop)
 	case "host":
-		procs, err := startSpinProcs(spinners, time.Duration(ms)*20*time.Millisecond+10*time.Second)
-		defer stopSpinProcs(procs)
-		if err != nil {
-			return nil, err
-		}
+		defer a.spin.run(spinners)()
 	default:
 		return nil, fmt.Errorf("mode: expected go or host, got %q", mode)
 	}
@@ -328,8 +325,10 @@ func (a *app) cpu(r *http.Request) (result, error) {
 	want := time.Duration(ms) * time.Millisecond
 	wallCap := time.Now().Add(20*want + 10*time.Second)
 	x := uint64(1)
+	// Check the clock (a real syscall, clock_gettime has no vDSO path for thread CPU time)
+	// only every ~0.5 ms of work, so the handler's time is CPU, not syscalls.
 	for threadCPU()-cpu0 < want && time.Now().Before(wallCap) {
-		for i := 0; i < 20000; i++ {
+		for i := 0; i < 500000; i++ {
 			x = x*6364136223846793005 + 1442695040888963407
 		}
 	}
@@ -354,58 +353,6 @@ func threadRunDelay() time.Duration {
 	}
 	ns, _ := strconv.ParseInt(f[1], 10, 64)
 	return time.Duration(ns)
-}
-
-// startSpinProcs starts n `spin` child processes and waits until each is spinning.
-func startSpinProcs(n int, max time.Duration) ([]*exec.Cmd, error) {
-	var procs []*exec.Cmd
-	for i := 0; i < n; i++ {
-		cmd := exec.Command("/proc/self/exe", "spin", "-max", max.String())
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return procs, err
-		}
-		if err := cmd.Start(); err != nil {
-			return procs, err
-		}
-		procs = append(procs, cmd)
-		ready := make([]byte, 1)
-		if _, err := out.Read(ready); err != nil {
-			return procs, fmt.Errorf("spinner %d did not start: %w", i, err)
-		}
-	}
-	return procs, nil
-}
-
-func stopSpinProcs(procs []*exec.Cmd) {
-	for _, c := range procs {
-		_ = c.Process.Kill()
-	}
-	for _, c := range procs {
-		_ = c.Wait()
-	}
-}
-
-// runSpin is the `spin` subcommand: one thread of pure CPU burn, for mode=host of /cpu.
-// It says "r" on stdout once spinning and gives up after -max in case nobody kills it.
-func runSpin(args []string) {
-	maxDur := 60 * time.Second
-	if len(args) == 2 && args[0] == "-max" {
-		if d, err := time.ParseDuration(args[1]); err == nil {
-			maxDur = d
-		}
-	}
-	runtime.GOMAXPROCS(1)
-	_, _ = os.Stdout.Write([]byte("r"))
-	deadline := time.Now().Add(maxDur)
-	x := uint64(1)
-	for time.Now().Before(deadline) {
-		for i := 0; i < 100000; i++ {
-			x = x*6364136223846793005 + 1442695040888963407
-		}
-	}
-	sink.Add(x)
 }
 
 func threadCPU() time.Duration {
