@@ -7,6 +7,11 @@ of an unobserved process while another is observed (wire scan only), event inges
 the join (route + parse + breakdown + attributes + episode spans + serialize).
 
     .venv/bin/python benchmarks/goblock_join.py [--spans 50000]
+    .venv/bin/python benchmarks/goblock_join.py --rate 5000 --seconds 20   # live mode
+
+Live mode feeds spans (and their events) at a fixed rate through the running processor
+(join_delay 2s, the background task releasing them) and reports the latency it adds
+(received → handed on) p50/p99, the CPU share it used and RSS.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ import time
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from otel_goblock.processors.goblock.config import Config
+from otel_goblock.processors.goblock.processor import GoblockProcessor
 
 from otel_goblock.component import ComponentID, CreateSettings
 from otel_goblock.config import decode
 from otel_goblock.pdata import Event, Traces
-from otel_goblock.processors.goblock.config import Config
-from otel_goblock.processors.goblock.processor import GoblockProcessor
 from otel_goblock.telemetry import Telemetry
 
 MS = 1_000_000
@@ -47,7 +52,9 @@ def build(n: int, pid: int, t0: int) -> tuple[list[bytes], list[list[Event]]]:
     for r in range(n // PER_REQUEST):
         req = ExportTraceServiceRequest()
         rs = req.resource_spans.add()
-        rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="demo")))
+        rs.resource.attributes.append(
+            KeyValue(key="service.name", value=AnyValue(string_value="demo"))
+        )
         rs.resource.attributes.append(KeyValue(key="process.pid", value=AnyValue(int_value=pid)))
         ss = rs.scope_spans.add()
         batch: list[Event] = []
@@ -63,8 +70,12 @@ def build(n: int, pid: int, t0: int) -> tuple[list[bytes], list[list[Event]]]:
             s.name = "GET /net"
             s.kind = 2
             s.start_time_unix_nano, s.end_time_unix_nano = start, end
-            for key, val in (("http.route", "/net"), ("http.method", "GET"),
-                             ("http.status_code", 200), ("net.peer.port", 5000 + k % 100)):
+            for key, val in (
+                ("http.route", "/net"),
+                ("http.method", "GET"),
+                ("http.status_code", 200),
+                ("net.peer.port", 5000 + k % 100),
+            ):
                 kv = s.attributes.add()
                 kv.key = key
                 if isinstance(val, int):
@@ -74,24 +85,96 @@ def build(n: int, pid: int, t0: int) -> tuple[list[bytes], list[list[Event]]]:
             target = f"tcp 127.0.0.1:{40000 + k % 1000}->10.0.0.5:5432"
             batch += [
                 Event("runqueue", pid, tid, 0, start, start + MS // 5, {"after": "wakeup"}, "ebpf"),
-                Event("syscall", pid, tid, goid, start + MS, start + MS + 20_000,
-                      {"nr": 1, "name": "write", "fd": 7, "fd_target": target}, "ebpf"),
-                Event("syscall", pid, tid, goid, start + MS + 30_000, start + MS + 40_000,
-                      {"nr": 0, "name": "read", "fd": 7, "fd_target": target}, "ebpf"),
-                Event("park", pid, tid, goid, start + MS + 50_000, start + 15 * MS,
-                      {"reason": "IO wait"}, "ebpf"),
-                Event("offcpu", pid, tid, 0, start + MS + 60_000, start + 14 * MS,
-                      {"state": "blocked", "runq_ns": 0}, "ebpf"),
-                Event("runqueue", pid, tid, goid, start + 15 * MS, start + 15 * MS + 300_000,
-                      {"after": "wakeup"}, "ebpf"),
-                Event("syscall", pid, tid, goid, start + 16 * MS, start + 16 * MS + 10_000,
-                      {"nr": 0, "name": "read", "fd": 7, "fd_target": target}, "ebpf"),
-                Event("park", pid, tid, goid, start + 17 * MS, start + 18 * MS,
-                      {"reason": "sync.Mutex.Lock"}, "ebpf"),
-                Event("gc_assist", pid, tid, goid, start + 18 * MS, start + 18 * MS + 200_000,
-                      {}, "ebpf"),
-                Event("span_marker", pid, tid, goid, end, end,
-                      {"trace_id": s.trace_id.hex(), "span_id": s.span_id.hex()}, "ebpf"),
+                Event(
+                    "syscall",
+                    pid,
+                    tid,
+                    goid,
+                    start + MS,
+                    start + MS + 20_000,
+                    {"nr": 1, "name": "write", "fd": 7, "fd_target": target},
+                    "ebpf",
+                ),
+                Event(
+                    "syscall",
+                    pid,
+                    tid,
+                    goid,
+                    start + MS + 30_000,
+                    start + MS + 40_000,
+                    {"nr": 0, "name": "read", "fd": 7, "fd_target": target},
+                    "ebpf",
+                ),
+                Event(
+                    "park",
+                    pid,
+                    tid,
+                    goid,
+                    start + MS + 50_000,
+                    start + 15 * MS,
+                    {"reason": "IO wait"},
+                    "ebpf",
+                ),
+                Event(
+                    "offcpu",
+                    pid,
+                    tid,
+                    0,
+                    start + MS + 60_000,
+                    start + 14 * MS,
+                    {"state": "blocked", "runq_ns": 0},
+                    "ebpf",
+                ),
+                Event(
+                    "runqueue",
+                    pid,
+                    tid,
+                    goid,
+                    start + 15 * MS,
+                    start + 15 * MS + 300_000,
+                    {"after": "wakeup"},
+                    "ebpf",
+                ),
+                Event(
+                    "syscall",
+                    pid,
+                    tid,
+                    goid,
+                    start + 16 * MS,
+                    start + 16 * MS + 10_000,
+                    {"nr": 0, "name": "read", "fd": 7, "fd_target": target},
+                    "ebpf",
+                ),
+                Event(
+                    "park",
+                    pid,
+                    tid,
+                    goid,
+                    start + 17 * MS,
+                    start + 18 * MS,
+                    {"reason": "sync.Mutex.Lock"},
+                    "ebpf",
+                ),
+                Event(
+                    "gc_assist",
+                    pid,
+                    tid,
+                    goid,
+                    start + 18 * MS,
+                    start + 18 * MS + 200_000,
+                    {},
+                    "ebpf",
+                ),
+                Event(
+                    "span_marker",
+                    pid,
+                    tid,
+                    goid,
+                    end,
+                    end,
+                    {"trace_id": s.trace_id.hex(), "span_id": s.span_id.hex()},
+                    "ebpf",
+                ),
             ]
         reqs.append(req.SerializeToString())
         evs.append(batch)
@@ -100,11 +183,23 @@ def build(n: int, pid: int, t0: int) -> tuple[list[bytes], list[list[Event]]]:
 
 def make(options: dict) -> tuple[GoblockProcessor, Sink]:
     tel, sink = Telemetry(), Sink()
-    cfg = decode(Config, {"join_delay": "0s", "retention": "10m", "unjoined_after": "5m",
-                          "max_events": 10_000_000, **options})
-    st = CreateSettings(id=ComponentID("goblock"), kind="processor",
-                        logger=logging.getLogger("bench"), meter=tel.meter("goblock"),
-                        signals=frozenset({"traces"}))
+    cfg = decode(
+        Config,
+        {
+            "join_delay": "0s",
+            "retention": "10m",
+            "unjoined_after": "5m",
+            "max_events": 10_000_000,
+            **options,
+        },
+    )
+    st = CreateSettings(
+        id=ComponentID("goblock"),
+        kind="processor",
+        logger=logging.getLogger("bench"),
+        meter=tel.meter("goblock"),
+        signals=frozenset({"traces"}),
+    )
     return GoblockProcessor(st, cfg, sink), sink
 
 
@@ -142,22 +237,120 @@ async def main(n: int) -> None:
         await proc.consume_traces(Traces(raw=raw, span_count=PER_REQUEST))
     dt_join = time.process_time() - t
     rows.append(("join only (timeline populated)", n / dt_join, 0.0))
-    rows.append(("ingest + join, per span", n / (dt_ingest + dt_join),
-                 n_events / (dt_ingest + dt_join)))
+    rows.append(
+        ("ingest + join, per span", n / (dt_ingest + dt_join), n_events / (dt_ingest + dt_join))
+    )
     out_spans = sink.spans
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"spans={n} events={n_events} ({n_events / n:.0f}/span), one core (CPU time of this process, so other load on the host does not skew it), python "
-          f"protobuf upb")
+    print(
+        f"spans={n} events={n_events} ({n_events / n:.0f}/span), one core (CPU time of this process, so other load on the host does not skew it), python "
+        f"protobuf upb"
+    )
     print(f"{'stage':<44} {'spans/s':>10} {'events/s':>11}  vs pass-through")
     base = rows[1][1]
     for name, sps, eps in rows:
         print(f"{name:<44} {sps:>10,.0f} {eps:>11,.0f}  {sps / base:>6.3f}x")
-    print(f"spans out of the join: {out_spans} ({out_spans / n:.1f} per app span incl. "
-          f"episode children); max RSS {rss:.0f} MiB")
+    print(
+        f"spans out of the join: {out_spans} ({out_spans / n:.1f} per app span incl. "
+        f"episode children); max RSS {rss:.0f} MiB"
+    )
+
+
+class LatencySink:
+    def __init__(self, arrivals: dict[bytes, float]) -> None:
+        self.arrivals = arrivals
+        self.latencies: list[float] = []
+        self.spans = 0
+
+    async def consume_traces(self, data: Traces) -> None:
+        now = time.monotonic()
+        self.spans += data.span_count
+        first = data.message().resource_spans[0].scope_spans[0].spans[0].span_id
+        t = self.arrivals.pop(first, None)
+        if t is not None:
+            self.latencies.append(now - t)
+        data.serialized()
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def live(rate: int, seconds: float) -> None:
+    n = int(rate * seconds) // PER_REQUEST * PER_REQUEST
+    t_base = time.time_ns() + 1_000 * MS  # spans happen "now" as they are fed
+    # each request's spans are spread over its feeding interval
+    interval = PER_REQUEST / rate
+    reqs, evs = build(n, PID, t_base)
+    scale = interval * 1e9 / (PER_REQUEST * 2 * MS // 10)  # build spaces spans 0.2 ms apart
+    for batch in evs:
+        for e in batch:
+            off = e.start_ns - t_base
+            dur = e.end_ns - e.start_ns
+            e.start_ns = t_base + int(off * scale)
+            e.end_ns = e.start_ns + dur
+    arrivals: dict[bytes, float] = {}
+    sink = LatencySink(arrivals)
+    tel = Telemetry()
+    st = CreateSettings(
+        id=ComponentID("goblock"),
+        kind="processor",
+        logger=logging.getLogger("bench"),
+        meter=tel.meter("goblock"),
+        signals=frozenset({"traces"}),
+    )
+    proc = GoblockProcessor(st, decode(Config, {}), sink)
+    await proc.start(None)  # type: ignore[arg-type]
+    first_ids = [
+        ExportTraceServiceRequest.FromString(r).resource_spans[0].scope_spans[0].spans[0].span_id
+        for r in reqs
+    ]
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    behind = 0.0
+    for i, (raw, batch) in enumerate(zip(reqs, evs, strict=True)):
+        due = wall0 + i * interval
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            behind = max(behind, -delay)
+            await asyncio.sleep(0)
+        await proc.consume_traces(Traces(raw=b"", span_count=0, events=batch))
+        arrivals[first_ids[i]] = time.monotonic()
+        await proc.consume_traces(Traces(raw=raw, span_count=PER_REQUEST))
+    fed = time.monotonic() - wall0
+    t_end = time.monotonic() + 10
+    while arrivals and time.monotonic() < t_end:
+        await asyncio.sleep(0.05)
+    cpu = time.process_time() - cpu0
+    wall = time.monotonic() - wall0
+    rss = rss_mib()
+    await proc.shutdown()
+    lat = sorted(sink.latencies)
+    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3  # noqa: E731
+    print(
+        f"live: {rate:,} spans/s with {rate * 10:,} events/s for {seconds:g}s "
+        f"(fed in {fed:.1f}s, at most {behind * 1e3:.0f} ms behind schedule)"
+    )
+    print(
+        f"added latency (received → handed on, join_delay 2s): p50 {p(0.5):.0f} ms, "
+        f"p99 {p(0.99):.0f} ms, max {lat[-1] * 1e3:.0f} ms over {len(lat)} requests"
+    )
+    print(
+        f"CPU {cpu / wall * 100:.0f}% of one core; RSS {rss:.0f} MiB; "
+        f"events held {proc.timelines.total:,}"
+    )
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--spans", type=int, default=50_000)
-    asyncio.run(main(ap.parse_args().spans))
+    ap.add_argument("--rate", type=int, default=0, help="live mode: spans/s")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    asyncio.run(live(args.rate, args.seconds) if args.rate else main(args.spans))

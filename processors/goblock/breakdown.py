@@ -293,29 +293,21 @@ def summarize(
 ) -> Breakdown:
     ns = dict.fromkeys(FIXED_CATEGORIES, 0)
     by_cause: dict[str | None, int] = {}
-    # largest stretch per cause (segments of one wait split by others are summed)
-    biggest: dict[str, tuple[int, Seg]] = {}
-    stretch: dict[tuple[int, Any, int], int] = {}
     episodes = []
     seg_info = _seg_info
+    infos = []
     for seg in an.segs:
         d = seg[1] - seg[0]
-        code, detail = seg[2], seg[3]
-        info = seg_info.get((code, detail)) if code != GRPC_FC else None
+        code = seg[2]
+        info = seg_info.get((code, seg[3])) if code != GRPC_FC else None
         if info is None:
-            info = _info(code, detail)
+            info = _info(code, seg[3])
+        infos.append(info)
         cat, c = info
         ns[cat] = ns.get(cat, 0) + d
         by_cause[c] = by_cause.get(c, 0) + d
-        if code < ON_CPU:
-            if d >= min_episode_ns:
-                episodes.append(seg)
-            if c is not None:
-                k = (code, id(detail) if code == GRPC_FC else detail, seg[4])
-                total = stretch[k] = stretch.get(k, 0) + d
-                best = biggest.get(c)
-                if best is None or total > best[0]:
-                    biggest[c] = (total, seg)
+        if code < ON_CPU and d >= min_episode_ns:
+            episodes.append(seg)
     duration = end - start
     unexplained = by_cause.get(None, 0)
     cause = "unattributed"
@@ -324,6 +316,20 @@ def summarize(
         for c, v in by_cause.items():
             if c is not None and v > most:
                 cause, most = c, v
+    # the diagnosis names the largest wait of the dominant cause (the stretches of one
+    # wait split by others are summed)
+    biggest: dict[str, tuple[int, Seg]] = {}
+    if cause not in ("unattributed", "on_cpu"):
+        stretch: dict[tuple[int, Any, int], int] = {}
+        best_total = -1
+        for seg, info in zip(an.segs, infos, strict=True):
+            if info[1] == cause and seg[2] < ON_CPU:
+                detail = seg[3]
+                k = (seg[2], id(detail) if seg[2] == GRPC_FC else detail, seg[4])
+                total = stretch[k] = stretch.get(k, 0) + seg[1] - seg[0]
+                if total > best_total:
+                    best_total = total
+                    biggest[cause] = (total, seg)
     diagnosis = _diagnose(tl, an, cause, by_cause, biggest, duration, joined)
     return Breakdown(ns, cause, diagnosis, episodes)
 

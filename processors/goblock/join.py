@@ -12,6 +12,7 @@ import functools
 import random
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -223,6 +224,37 @@ def _keepalive(bd: Breakdown, tl: ProcTimeline, an: Analysis, start: int, end: i
             return
 
 
+@dataclass(slots=True)
+class Joined:
+    """A span joined and broken down, not yet written."""
+
+    span: Span
+    tl: ProcTimeline
+    goid: int
+    join: str
+    has_attr: bool
+    an: Analysis
+    bd: Breakdown
+    start: int
+    end: int
+    out: list[bytes]  # where its episode spans go (its scope's)
+    order: int
+
+
+def _owned_by_inner(seg: Seg, j: Joined, mine: tuple[int, int], rivals: list[Joined]) -> bool:
+    mid = (seg[0] + seg[1]) // 2
+    goid = seg[4]
+    for r in rivals:
+        if (
+            r is not j
+            and r.start <= mid <= r.end
+            and (r.end - r.start, r.order) < mine
+            and goid in r.an.goroutines
+        ):
+            return True
+    return False
+
+
 class Joiner:
     """Enriches spans of observed processes from the timelines."""
 
@@ -235,6 +267,11 @@ class Joiner:
     def enrich(self, span: Span, tl: ProcTimeline, out: list[bytes]) -> tuple[int, bool]:
         """Edit `span`; its episode spans go to `out` as encoded `ScopeSpans.spans`
         entries (the caller merges them into the scope). Returns (episodes, joined)."""
+        j = self.prepare(span, tl, out, 0)
+        return self.finish(j, None), bool(j.goid)
+
+    def prepare(self, span: Span, tl: ProcTimeline, out: list[bytes], order: int) -> Joined:
+        """Join and break down one span (nothing written yet)."""
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
         if end < start:
             end = start
@@ -252,23 +289,34 @@ class Joiner:
         bd = summarize(tl, an, start, end, bool(goid), self.min_episode_ns)
         if tl.instants and bd.cause in KEEPALIVE_OVERRIDES:
             _keepalive(bd, tl, an, start, end)
-        self._write(span, bd, goid, join, has_attr)
+        return Joined(span, tl, goid, join, has_attr, an, bd, start, end, out, order)
+
+    def finish(self, j: Joined, rivals: list[Joined] | None) -> int:
+        """Write a prepared span; returns how many episode spans it got. `rivals` are the
+        other joined spans of its trace in the same request: an episode goes to the
+        innermost span covering it (a DB span inside a handler span on one goroutine),
+        not to every enclosing one."""
+        span, tl, an, bd = j.span, j.tl, j.an, j.bd
+        self._write(span, bd, j.goid, j.join, j.has_attr)
         n = 0
         if bd.episodes:
             trace, parent = span.trace_id, span.span_id
+            mine = (j.end - j.start, j.order)
             for seg in bd.episodes:
-                out.append(episode_entry(tl, seg, trace, parent))
+                if rivals and _owned_by_inner(seg, j, mine, rivals):
+                    continue
+                j.out.append(episode_entry(tl, seg, trace, parent))
                 n += 1
-        self._span_events(span, tl, an, start, end)
-        if goid:
+        self._span_events(span, tl, an, j.start, j.end)
+        if j.goid:
             done = tl.done
             for g in an.goroutines:
-                if done.get(g, 0) < end:
-                    done[g] = end
-            tl.claim(start, end, an.goroutines)
+                if done.get(g, 0) < j.end:
+                    done[g] = j.end
+            tl.claim(j.start, j.end, an.goroutines)
         else:
-            tl.claim(start, end, ())
-        return n, bool(goid)
+            tl.claim(j.start, j.end, ())
+        return n
 
     @staticmethod
     def _write(span: Span, bd: Breakdown, goid: int, join: str, has_attr: bool) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_goblock.processors.goblock.config import Config
-from otel_goblock.processors.goblock.join import Joiner
+from otel_goblock.processors.goblock.join import Joined, Joiner
 from otel_goblock.processors.goblock.peerpid import PeerPidResolver
 from otel_goblock.processors.goblock.routing import (
     PidCache,
@@ -217,23 +217,33 @@ class GoblockProcessor(Component):
 
     def _enrich(self, held: _Held) -> Traces:
         procs = self.timelines.procs
-        enrich = self._joiner.enrich
+        joiner = self._joiner
         spans = episodes = joined = 0
         for rs, pid in zip(held.msg.resource_spans, held.pids, strict=True):
             tl = procs.get(pid)
             if tl is None:
                 continue
+            prepared: list[Joined] = []
+            scopes: list[tuple[object, list[bytes]]] = []
             for ss in rs.scope_spans:
-                all_spans = ss.spans
-                n = len(all_spans)
                 children: list[bytes] = []
-                for i in range(n):
-                    e, j = enrich(all_spans[i], tl, children)
-                    episodes += e
-                    joined += j
+                scopes.append((ss, children))
+                all_spans = ss.spans
+                for i in range(len(all_spans)):
+                    prepared.append(joiner.prepare(all_spans[i], tl, children, len(prepared)))
+            # spans of one trace on shared goroutines compete for episodes (innermost wins)
+            by_trace: dict[bytes, list[Joined]] = {}
+            for j in prepared:
+                if j.goid and j.bd.episodes:
+                    by_trace.setdefault(j.span.trace_id, []).append(j)
+            for j in prepared:
+                group = by_trace.get(j.span.trace_id) if j.goid else None
+                episodes += joiner.finish(j, group if group and len(group) > 1 else None)
+                joined += bool(j.goid)
+            for ss, children in scopes:
                 if children:
-                    ss.MergeFromString(b"".join(children))
-                spans += n
+                    ss.MergeFromString(b"".join(children))  # type: ignore[attr-defined]
+            spans += len(prepared)
         self._m_enriched.add(spans, self._attrs)
         if joined:
             self._m_joined.add(joined, self._attrs)

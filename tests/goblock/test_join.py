@@ -21,6 +21,8 @@ from .helpers import (
     marker,
     request,
     run,
+    span_id,
+    trace_id,
 )
 
 
@@ -210,3 +212,27 @@ def test_categories_are_disjoint_and_sum_to_the_duration(
         "grpc_flow_control",
         "unattributed",
     )
+
+
+async def test_an_episode_goes_to_the_innermost_span_of_its_goroutine() -> None:
+    """A DB client span inside the handler span, both on goroutine 8: the wait shows
+    once, under the DB span; both spans still count its time."""
+    proc, sink, _ = make()
+    req = request([(1, 0, 100), (2, 20, 80)])
+    inner = req.resource_spans[0].scope_spans[0].spans[1]
+    inner.trace_id = trace_id(1)
+    inner.parent_span_id = span_id(1)
+    events = [
+        ev("syscall", 25, 26, goid=8, name="write", fd_target="tcp 127.0.0.1:40000->10.0.0.5:5432"),
+        ev("park", 26, 75, goid=8, reason="IO wait"),
+        ev("park", 85, 95, goid=8, reason="sync.Mutex.Lock"),
+        marker(1, 100, 8),
+        marker(2, 80, 8, trace_id=trace_id(1).hex()),
+    ]
+    await run(proc, events, req)
+    outer_kids = [k.name for k in children(sink, 1) if k.name.startswith("goblock:")]
+    inner_kids = [k.name for k in children(sink, 2)]
+    assert outer_kids == ["goblock: sync.Mutex.Lock"]
+    assert inner_kids == ["goblock: syscall write", "goblock: IO wait"]
+    assert attrs_of(app_span(sink, 1))["goblock.park.io_wait.ms"] == pytest.approx(49.0)
+    assert attrs_of(app_span(sink, 2))["goblock.park.io_wait.ms"] == pytest.approx(49.0)
