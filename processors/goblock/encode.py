@@ -34,7 +34,7 @@ def varint(n: int) -> bytes:
 def _key(key: str) -> bytes:
     kb = _key_cache.get(key)
     if kb is None:
-        raw = key.encode()
+        raw = key.encode("utf-8", "replace")
         kb = _key_cache[key] = b"\x0a" + varint(len(raw)) + raw
         if len(_key_cache) > 10_000:
             _key_cache.clear()
@@ -58,7 +58,9 @@ def attr_double(key: str, value: float) -> bytes:
 
 
 def attr_str(key: str, value: str, tag: bytes = SPAN_ATTR) -> bytes:
-    vb = value.encode()
+    # protobuf strings must be UTF-8: a path with undecodable bytes (surrogate escapes)
+    # gets U+FFFD rather than failing the whole request
+    vb = value.encode("utf-8", "replace")
     av = b"\x0a" + varint(len(vb)) + vb
     return _entry(_key(key) + b"\x12" + varint(len(av)) + av, tag)
 

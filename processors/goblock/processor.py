@@ -15,6 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_goblock.processors.goblock.config import Config
 from otel_goblock.processors.goblock.join import Joined, Joiner
@@ -28,7 +29,7 @@ from otel_goblock.processors.goblock.timeline import SOURCES, Timelines
 from otel_goblock.processors.goblock.unjoined import build_request, collect
 
 from otel_goblock.component import Component, CreateSettings, Host
-from otel_goblock.consumer import ConsumerError
+from otel_goblock.consumer import ConsumerError, PermanentError
 from otel_goblock.pdata import Event, RequestInfo, Traces, count_spans
 
 _HOUSEKEEPING_S = 1.0
@@ -190,7 +191,10 @@ class GoblockProcessor(Component):
                 n_other = data.span_count - count_spans(msg)
                 return (msg, pids), Traces(raw=other, span_count=n_other, info=data.info), n_other
         # parsed message only: read resources directly; copy what will be edited
-        src = data.message()
+        try:
+            src = data.message()
+        except DecodeError as e:
+            raise PermanentError(f"malformed OTLP traces request: {e}") from e
         pids_all: list[int | None] = []
         for rs in src.resource_spans:
             pid = pid_of_resource(rs.resource)
