@@ -76,7 +76,7 @@ async def test_parsed_messages_are_copied_before_editing() -> None:
 
 
 async def test_spans_wait_join_delay_for_late_events_then_leave() -> None:
-    proc, sink, _ = make({"join_delay": "300ms"})
+    proc, sink, _ = make({"join_delay": "1500ms"})
     await proc.start(None)  # type: ignore[arg-type]
     await proc.consume_traces(events_only([ev("offcpu", 0, 1, goid=1, tid=1)]))  # observed
     await proc.consume_traces(Traces(raw=request([(1, 0, 100)]).SerializeToString()))
@@ -87,7 +87,7 @@ async def test_spans_wait_join_delay_for_late_events_then_leave() -> None:
         events_only([ev("park", 10, 90, goid=3, reason="sleep"), marker(1, 100, 3)])
     )
     t0 = time.monotonic()
-    while not sink.got and time.monotonic() - t0 < 3:
+    while not sink.got and time.monotonic() - t0 < 15:
         await asyncio.sleep(0.02)
     assert sink.got, "the held span never left"
     a = attrs_of(app_span(sink, 1))
@@ -102,7 +102,7 @@ async def test_shutdown_flushes_held_spans_immediately() -> None:
     await proc.consume_traces(Traces(raw=request([(1, 0, 100)]).SerializeToString()))
     t0 = time.monotonic()
     await proc.shutdown()
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 5.0  # far below the 20 s join_delay, even on a loaded host
     assert attrs_of(app_span(sink, 1))["goblock.join"] == "span_marker"
 
 
