@@ -10,14 +10,22 @@ import time
 
 from otel_goblock.exporterhelper.config import RetryConfig
 
+_RNG = random.Random()  # seeding one per request cost more than the send itself
+
 
 class ExponentialBackoff:
-    def __init__(self, cfg: RetryConfig, clock=time.monotonic, rng: random.Random | None = None):
+    def __init__(
+        self,
+        cfg: RetryConfig,
+        clock=time.monotonic,
+        rng: random.Random | None = None,
+        start: float | None = None,  # when the first attempt began (default: now)
+    ):
         self._cfg = cfg
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or _RNG
         self._interval = float(cfg.initial_interval)
-        self._start = clock()
+        self._start = clock() if start is None else start
 
     def elapsed(self) -> float:
         return self._clock() - self._start

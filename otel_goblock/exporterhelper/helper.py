@@ -55,9 +55,11 @@ class _Signal:
     queue: MemoryQueue | None = None
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     inflight: dict[asyncio.Task[None], int] = field(default_factory=dict)
-    sent: Any = None
-    failed: Any = None
-    enqueue_failed: Any = None
+    # plain integers, reported through observable counters: an SDK `Counter.add` (attribute
+    # hashing, locks) per request cost more than the rest of the helper together
+    sent: int = 0
+    failed: int = 0
+    enqueue_failed: int = 0
     refused_since_log: int = 0
     last_full_log: float = float("-inf")
 
@@ -108,18 +110,16 @@ class ExporterHelper:
                 continue
             what = "spans" if unit == "spans" else "metric points"
             sig = _Signal(name, unit, send, count)
-            sig.sent = meter.create_counter(
-                f"otelcol_exporter_sent_{unit}",
-                description=f"Number of {what} successfully sent to destination.",
-            )
-            sig.failed = meter.create_counter(
-                f"otelcol_exporter_send_failed_{unit}",
-                description=f"Number of {what} in failed attempts to send to destination.",
-            )
-            sig.enqueue_failed = meter.create_counter(
-                f"otelcol_exporter_enqueue_failed_{unit}",
-                description=f"Number of {what} failed to be added to the sending queue.",
-            )
+            for field_, metric, desc in (
+                ("sent", "sent", f"Number of {what} successfully sent to destination."),
+                ("failed", "send_failed", f"Number of {what} in failed attempts to send."),
+                ("enqueue_failed", "enqueue_failed", f"Number of {what} refused by the queue."),
+            ):
+                meter.create_observable_counter(
+                    f"otelcol_exporter_{metric}_{unit}",
+                    [self._observer(sig, field_)],
+                    description=desc,
+                )
             if queue.enabled and queue.storage:
                 rebuild = _traces_from if name == "traces" else _metrics_from
                 safe_id = str(settings.id).replace("/", "_")
@@ -146,6 +146,14 @@ class ExporterHelper:
             )
 
     # -- telemetry ---------------------------------------------------------------------
+    def _observer(
+        self, sig: _Signal, field_: str
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_: CallbackOptions) -> Iterable[Observation]:
+            yield Observation(getattr(sig, field_), self._attrs)
+
+        return observe
+
     def _observe_size(self, _: CallbackOptions) -> Iterable[Observation]:
         for sig in self._signals.values():
             if sig.queue is not None:
@@ -232,7 +240,7 @@ class ExporterHelper:
                     )
                 continue
             if lost_items or lost_reqs:
-                sig.failed.add(lost_items, self._attrs)
+                sig.failed += lost_items
                 self._log.error(
                     "shutdown deadline reached before the sending queue drained: "
                     "%d %s dropped (%d requests)",
@@ -260,18 +268,18 @@ class ExporterHelper:
             await self._send_now(sig, data, n)
             return
         if self._closing:
-            sig.enqueue_failed.add(n, self._attrs)
+            sig.enqueue_failed += n
             raise RetryableError("exporter is shutting down")
         if not self._started:
             await self.start()
         try:
             sig.queue.offer(data)
         except asyncio.QueueFull:
-            sig.enqueue_failed.add(n, self._attrs)
+            sig.enqueue_failed += n
             self._warn_full(sig, n)
             raise RetryableError("sending queue is full") from None
         except OSError as e:  # persistent queue: the disk is full or gone
-            sig.enqueue_failed.add(n, self._attrs)
+            sig.enqueue_failed += n
             self._log.error("cannot store the request in the sending queue: %s", e)
             raise RetryableError(f"sending queue storage failed: {e}") from None
 
@@ -296,7 +304,7 @@ class ExporterHelper:
         try:
             rejected = await self._send_with_retry(sig, data)
         except ExportFailure as e:
-            sig.failed.add(n, self._attrs)
+            sig.failed += n
             self._log.error("exporting failed: %s", e, extra={"dropped_items": n})
             if e.retryable:
                 raise RetryableError(str(e), e.throttle_s or 1.0) from e
@@ -306,9 +314,9 @@ class ExporterHelper:
     def _account(self, sig: _Signal, n: int, rejected: int) -> None:
         rejected = max(0, min(rejected, n))
         if n - rejected:
-            sig.sent.add(n - rejected, self._attrs)
+            sig.sent += n - rejected
         if rejected:
-            sig.failed.add(rejected, self._attrs)
+            sig.failed += rejected
 
     async def _worker(self, sig: _Signal) -> None:
         q = sig.queue
@@ -323,7 +331,7 @@ class ExporterHelper:
                 data = q.load(item)
                 rejected = await self._send_with_retry(sig, data)
             except ExportFailure as e:
-                sig.failed.add(n, self._attrs)
+                sig.failed += n
                 self._log.error(
                     "exporting failed, dropping data: %s",
                     e,
@@ -333,12 +341,12 @@ class ExporterHelper:
                 # cancelled by a shutdown deadline: `_abandon` accounted for what we held,
                 # unless the cancel came from elsewhere; a stored request stays on disk
                 if sig.inflight.pop(me, None) is not None and not q.persistent:
-                    sig.failed.add(n, self._attrs)
+                    sig.failed += n
                     self._log.error("exporter stopped: %d %s dropped", n, sig.unit)
                 q.task_done()
                 raise
             except Exception as e:  # a bug in a send function must not kill the worker
-                sig.failed.add(n, self._attrs)
+                sig.failed += n
                 self._log.exception("exporting failed, dropping data: %s", e)
             else:
                 self._account(sig, n, rejected)
@@ -348,7 +356,8 @@ class ExporterHelper:
 
     async def _send_with_retry(self, sig: _Signal, data: Any) -> int:
         """One request until it is sent, fails permanently, or the retries run out."""
-        backoff = ExponentialBackoff(self._retry_cfg) if self._retry_cfg.enabled else None
+        backoff: ExponentialBackoff | None = None  # made at the first failure: rare
+        started = time.monotonic()
         while True:
             try:
                 async with asyncio.timeout(self._timeout):
@@ -365,8 +374,10 @@ class ExporterHelper:
                 err = ExportFailure(f"{type(e).__name__}: {e}", retryable=True)
             if not err.retryable:
                 raise ExportFailure(f"not retryable error: {err}", retryable=False)
-            if backoff is None:
+            if not self._retry_cfg.enabled:
                 raise err
+            if backoff is None:
+                backoff = ExponentialBackoff(self._retry_cfg, start=started)
             delay = backoff.next()
             if delay is None:
                 raise ExportFailure(
