@@ -49,6 +49,7 @@ from otel_goblock.doctor import (
 from otel_goblock.pdata import Event, Metrics, RequestInfo, Traces
 
 PAGE = 4096
+MAX_RECORDS_PER_DRAIN = 16384
 
 
 class EbpfReceiver(Component):
@@ -186,7 +187,10 @@ class EbpfReceiver(Component):
 
         def on_record(_ctx: Any, data: int, size: int) -> int:
             append(unpack(string_at(data, size)))
-            return 0
+            # libbpf keeps consuming while the producer keeps producing, so a poll under a
+            # storm would never return; a negative return ends this poll (the record is
+            # consumed) and the drain runs, bounding the records held in memory
+            return -1 if len(sink) >= MAX_RECORDS_PER_DRAIN else 0
 
         return on_record
 
