@@ -21,11 +21,13 @@ the time the request was sent (endpoint) or on the file's mtime as the trace end
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import glob
 import logging
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -70,6 +72,9 @@ class GoTraceReceiver(Component):
         self._done: dict[str, tuple[int, int]] = {}  # directory mode: path → (size, mtime)
         self._candidates: dict[str, tuple[int, int]] = {}
         self.traces_read = 0  # for tests and logs
+        # Set at shutdown: a parse still running in its worker thread stops delivering.
+        self._stopping = threading.Event()
+        self.active_parses = 0  # worker threads still parsing (tests watch it reach 0)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -86,6 +91,7 @@ class GoTraceReceiver(Component):
             )
 
     async def shutdown(self) -> None:
+        self._stopping.set()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -210,6 +216,20 @@ class GoTraceReceiver(Component):
         end_wall_ns: int | None,
     ) -> None:
         """Worker thread: parse, convert, deliver batch by batch (blocking on each)."""
+        self.active_parses += 1
+        try:
+            self._parse_and_deliver(stream, name, pid, start_wall_ns, end_wall_ns)
+        finally:
+            self.active_parses -= 1
+
+    def _parse_and_deliver(
+        self,
+        stream: BinaryIO,
+        name: str,
+        pid: int,
+        start_wall_ns: int | None,
+        end_wall_ns: int | None,
+    ) -> None:
         cfg = self._config
         try:
             offset = None
@@ -229,6 +249,8 @@ class GoTraceReceiver(Component):
             self._traces_counter.add(1, {**self._attrs, "outcome": "parse_error"})
             self._log.warning("gotrace: %s: %s", name, e)
             return
+        except _Stopped:
+            return
         self.traces_read += 1
         self._traces_counter.add(1, {**self._attrs, "outcome": "ok"})
         self._log.debug(
@@ -243,15 +265,33 @@ class GoTraceReceiver(Component):
         consumer = self._next.traces
         if consumer is None or self._loop is None:
             return
+        if self._stopping.is_set():
+            raise _Stopped
         traces = Traces(raw=b"", span_count=0, events=events, info=RequestInfo(transport=SOURCE))
-        fut = asyncio.run_coroutine_threadsafe(consumer.consume_traces(traces), self._loop)
         try:
-            fut.result()
+            fut = asyncio.run_coroutine_threadsafe(consumer.consume_traces(traces), self._loop)
+        except RuntimeError:  # the loop closed under a parse that outlived shutdown
+            raise _Stopped from None
+        try:
+            while True:  # wait, but notice a shutdown that will never run the coroutine
+                try:
+                    fut.result(timeout=0.5)
+                    break
+                except concurrent.futures.TimeoutError:
+                    if self._stopping.is_set():
+                        fut.cancel()
+                        raise _Stopped from None
+        except _Stopped:
+            raise
         except Exception as e:  # refused downstream (memory limiter, permanent error)
             self._lost_counter.add(len(events), self._attrs)
             self._log.warning("gotrace: pipeline refused %d events: %s", len(events), e)
             return
         self._events_counter.add(len(events), self._attrs)
+
+
+class _Stopped(Exception):
+    """The receiver shut down while a parse was delivering: abandon that trace."""
 
 
 def _mtime(path: str) -> float:

@@ -220,3 +220,29 @@ async def test_directory_source_anchors_old_traces_on_file_mtime(tmp_path: Path)
     assert sink.events
     assert max(e.end_ns for e in sink.events) == mtime_ns
     assert min(e.start_ns for e in sink.events) > mtime_ns - 10 * 1_000_000_000
+
+
+class Stuck:
+    """A downstream that never finishes consuming (a wedged pipeline)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def consume_traces(self, traces: Traces) -> None:
+        self.calls += 1
+        await asyncio.Event().wait()
+
+
+async def test_shutdown_is_prompt_while_delivery_is_stuck(
+    scenario_trace: ScenarioTrace, tmp_path: Path
+) -> None:
+    sink = Stuck()
+    recv, _ = _make({"directory": str(tmp_path), "poll_interval": "50ms"}, sink)
+    await recv.start(None)
+    shutil.copy(scenario_trace.path, tmp_path / "a.trace")
+    await _until(lambda: sink.calls == 1)
+    t0 = time.monotonic()
+    await asyncio.wait_for(recv.shutdown(), 5)
+    assert time.monotonic() - t0 < 5
+    # the parsing worker thread notices the shutdown and ends
+    await _until(lambda: recv.active_parses == 0, timeout=5)
