@@ -10,7 +10,9 @@ is accepted) and gives the span count that self-telemetry and the batch processo
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -26,6 +28,17 @@ from otel_goblock.consumer import ConsumerError
 from otel_goblock.pdata import Metrics, RequestInfo, Traces, count_data_points, count_spans
 
 TRANSPORTS = ("grpc", "http")
+# JSON bodies above this are decoded on a worker thread. The decoder is Python code, so it
+# yields the GIL every few ms and the event loop (which also runs the gRPC server) keeps
+# serving while a 20 MiB JSON body is decoded (~1 s); smaller bodies are not worth the
+# thread hand-off. (upb protobuf parsing holds the GIL throughout: a thread would not help.)
+_JSON_OFF_LOOP_BYTES = 256 * 1024
+
+
+async def _off_loop(decode: Callable[[bytes], Any], body: bytes) -> Any:
+    if len(body) > _JSON_OFF_LOOP_BYTES:
+        return await asyncio.to_thread(decode, body)
+    return decode(body)
 
 
 class _Handler:
@@ -84,7 +97,7 @@ class TracesHandler(_Handler):
 
     async def export_json(self, body: bytes, info: RequestInfo) -> None:
         try:
-            msg = otlpjson.decode_traces(body)
+            msg = await _off_loop(otlpjson.decode_traces, body)
         except otlpjson.OTLPJSONError as e:
             raise MalformedError(f"invalid OTLP/JSON traces request: {e}") from None
         await self._export(msg, None, info)
@@ -116,7 +129,7 @@ class MetricsHandler(_Handler):
 
     async def export_json(self, body: bytes, info: RequestInfo) -> None:
         try:
-            msg = otlpjson.decode_metrics(body)
+            msg = await _off_loop(otlpjson.decode_metrics, body)
         except otlpjson.OTLPJSONError as e:
             raise MalformedError(f"invalid OTLP/JSON metrics request: {e}") from None
         await self._export(msg, None, info)

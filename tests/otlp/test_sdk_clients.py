@@ -240,3 +240,18 @@ def test_sdk_exporters_retry_after_unavailable_and_deliver_once(receiver: Any) -
         assert receiver.consumer.calls == 2
         assert_same_spans(spans, received_spans(receiver))
         receiver.consumer.traces.clear()
+
+
+def test_http_json_large_request_arrives_identical(receiver: Any) -> None:
+    """A JSON body large enough to be decoded off the event loop (> 256 KiB)."""
+    spans = make_spans(400)
+    body = otlpjson.encode_traces(encode_spans(spans))
+    assert len(body) > 256 * 1024
+    r = requests.post(
+        receiver.http_url("/v1/traces"),
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    assert_same_spans(spans, received_spans(receiver))
