@@ -18,7 +18,7 @@
 #   DEMO_VARIANT            [dwarf]  or "stripped" (build/demo-service-stripped)
 #   DEMO_BIN                [build/demo-service or build/demo-service-stripped]
 #   DEMO_PORT               [8080]    HTTP port on 127.0.0.1 (scenarios, /healthz, pprof)
-#   DEMO_DATA_DIR           [$GOBLOCK_RUN_DIR/demo-data]  /fsync files (a real disk)
+#   DEMO_DATA_DIR           [.cache/demo-data]  /fsync files (a real disk, not tmpfs)
 #   OTEL_EXPORTER_OTLP_ENDPOINT [http://127.0.0.1:$JAEGER_OTLP_GRPC_PORT]  where the demo exports
 #   OTEL_METRICS_EXPORTER   [none]    Jaeger takes no metrics; set "otlp" for a pipeline
 #   OTEL_SERVICE_NAME       [demo-service]
@@ -112,7 +112,9 @@ start_one() {
         bin=${DEMO_BIN:-$ROOT/build/demo-service}
       fi
       [ -x "$bin" ] || { log "$bin missing: run scripts/build_demo.sh"; return 1; }
-      local data=${DEMO_DATA_DIR:-$RUN_DIR/demo-data}
+      # on the repository's disk, not under a run dir that may be on tmpfs (/tmp), where
+      # fsync costs nothing and /fsync would not wait on a disk
+      local data=${DEMO_DATA_DIR:-$ROOT/.cache/demo-data}
       mkdir -p "$data"
       export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:$JAEGER_OTLP_GRPC_PORT}
       export OTEL_METRICS_EXPORTER=${OTEL_METRICS_EXPORTER:-none}

@@ -115,7 +115,8 @@ def test_scenario_reports_what_happened(results: dict[str, ScenarioResult]) -> N
     assert body["/net"]["reply"] == f"ok {MS}"
     assert body["/syscall"]["read"] == 1
     assert body["/fsync"]["fsyncs"] >= 1
-    assert body["/fsync"]["fsync_ms"] > 0
+    # fsync dominates /fsync: its files are on a real disk (tmpfs would make fsync free)
+    assert body["/fsync"]["fsync_ms"] >= 0.5 * body["/fsync"]["elapsed_ms"]
     assert body["/fanout"]["n"] == 4
     # /cpu: the handler got its 50 ms of CPU, and waited runnable on top of that
     assert body["/cpu"]["cpu_ms"] >= 50
