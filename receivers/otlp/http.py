@@ -72,8 +72,7 @@ class HTTPServer:
             await runner.cleanup()
             raise RuntimeError(f"otlp http: cannot listen on {cfg.endpoint}: {e}") from e
         self._runner = runner
-        sockets = getattr(site._server, "sockets", None) or []
-        bound = sockets[0].getsockname()[1] if sockets else int(port)
+        bound = runner.addresses[0][1] if runner.addresses else int(port)  # port 0: the real one
         self.address = f"{host}:{bound}"
         self._logger.info("otlp http receiver listening on %s", self.address)
 
