@@ -1,7 +1,7 @@
 """The exporters inside a running service: an OTLP client sends to pipeline A (otlp receiver
 → otlp_http exporter), pipeline B receives it (otlp receiver → otlp_grpc + file exporters)
 and forwards to a real gRPC sink. Every span arrives once with the same ids and attributes.
-The registry used here adds FACTORY_HTTP, which the default registry does not list yet."""
+"""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from otel_goblock.exporters.otlp.factory import FACTORY_HTTP
 from otel_goblock.receivers.otlp.otlpjson import decode_traces
 
-from otel_goblock.component import Registry, default_registry
+from otel_goblock.component import default_registry
 from otel_goblock.config.loader import load_text
 from otel_goblock.service import Service
 from otel_goblock.service_config import build_config
@@ -29,7 +28,7 @@ async def test_two_pipelines_forward_every_span_unchanged(tmp_path) -> None:  # 
     pytest.importorskip("otel_goblock.receivers.otlp.factory")
     sink = await GrpcSink().start()
     a_grpc, b_http = free_port(), free_port()
-    registry = Registry([*default_registry().factories(), FACTORY_HTTP])
+    registry = default_registry()
     out = tmp_path / "b.jsonl"
     cfg_a = f"""
 receivers:
