@@ -5,7 +5,7 @@
 # and, with --go127, the same two under build/go1.27/ built by GOTOOLCHAIN=go1.27.3
 # (the module proxy serves that toolchain; it is the only other Go allowed on CI).
 # Idempotent and cached: skips a variant whose sources (go.mod, go.sum, *.go), toolchain
-# and flags hash to the value recorded beside the binaries.
+# and this script (its flags) hash to the value recorded beside the binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,7 +29,8 @@ build_variant() {
   local gover
   gover=$(cd "$SRC" && GOTOOLCHAIN=$toolchain "$GO" env GOVERSION)
   local hash
-  hash=$( { echo "$gover"; cat "$SRC/go.mod" "$SRC/go.sum"; \
+  # the script itself is hashed too: a change of build flags must rebuild
+  hash=$( { echo "$gover"; cat "$0" "$SRC/go.mod" "$SRC/go.sum"; \
             find "$SRC" -name '*.go' -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -d' ' -f1)
   if [ -x "$out/demo-service" ] && [ -x "$out/demo-service-stripped" ] \
      && [ "$(cat "$out/.demo-service.hash" 2>/dev/null)" = "$hash" ]; then
