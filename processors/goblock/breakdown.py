@@ -116,22 +116,24 @@ def _thread_events(
     ran on during each of its run segments (the gaps between its parks). A run segment's
     thread is known from any event of the goroutine inside it, from the park that ends
     it (the goroutine parked on that thread) or, for the last one, the span marker."""
-    parks = sorted((r for r in recs if r[2] == PARK), key=lambda r: r[0])
+    # one pass in start order: a run ends where a park begins; its thread is the first
+    # thread an event of the goroutine shows inside it, else the park's
+    ordered = sorted(recs, key=_first)
     runs: list[tuple[int, int, int]] = []
-    cur = start
-    for p in parks:
-        if p[0] > cur:
-            runs.append((cur, p[0], p[4]))
-        if p[1] > cur:
-            cur = p[1]
+    cur, run_tid = start, 0
+    for r in ordered:
+        if r[2] == PARK:
+            if r[0] > cur:
+                runs.append((cur, r[0], run_tid or r[4]))
+            if r[1] > cur:
+                cur = r[1]
+            run_tid = 0
+        elif not run_tid and r[4] and r[1] > cur:
+            run_tid = r[4]
     if cur < end:
-        runs.append((cur, end, end_tid))
+        runs.append((cur, end, run_tid or end_tid))
     out: list[Rec] = []
     for a, b, tid in runs:
-        for r in recs:
-            if r[2] != PARK and r[4] and r[0] < b and r[1] > a:
-                tid = r[4]
-                break
         if tid:
             out.extend(_clip(tl.thread(tid, a, b), a, b))
     return out
@@ -272,42 +274,43 @@ def fmt_ms(ns: int) -> str:
     return f"{ms:.2f}"
 
 
-_seg_info: dict[tuple[int, Any], tuple[str, str | None]] = {}
+# (category, cause) per segment detail, one cache per code: the same few details recur
+_INFO_BY_CODE: list[dict[Any, tuple[str, str | None]]] = [{} for _ in range(UNKNOWN + 1)]
 
 
 def _info(code: int, detail: Any) -> tuple[str, str | None]:
-    """(category, cause) of a segment kind, cached: the same few details recur."""
-    if code == GRPC_FC:
-        return category(code, detail), cause_of(code, detail)
-    key = (code, detail)
-    got = _seg_info.get(key)
-    if got is None:
-        if len(_seg_info) > 50_000:
-            _seg_info.clear()
-        got = _seg_info[key] = (category(code, detail), cause_of(code, detail))
+    got = (category(code, detail), cause_of(code, detail))
+    if code != GRPC_FC:  # a dict detail: not cacheable
+        cache = _INFO_BY_CODE[code]
+        if len(cache) > 50_000:
+            cache.clear()
+        cache[detail] = got
     return got
 
 
 def summarize(
     tl: ProcTimeline, an: Analysis, start: int, end: int, joined: bool, min_episode_ns: int
 ) -> Breakdown:
-    ns = dict.fromkeys(FIXED_CATEGORIES, 0)
-    by_cause: dict[str | None, int] = {}
+    # time per (category, cause) first: one dict update per segment
+    per_info: dict[tuple[str, str | None], int] = {}
     episodes = []
-    seg_info = _seg_info
+    by_code = _INFO_BY_CODE
     infos = []
     for seg in an.segs:
         d = seg[1] - seg[0]
         code = seg[2]
-        info = seg_info.get((code, seg[3])) if code != GRPC_FC else None
+        info = by_code[code].get(seg[3]) if code != GRPC_FC else None
         if info is None:
             info = _info(code, seg[3])
         infos.append(info)
-        cat, c = info
-        ns[cat] = ns.get(cat, 0) + d
-        by_cause[c] = by_cause.get(c, 0) + d
+        per_info[info] = per_info.get(info, 0) + d
         if code < ON_CPU and d >= min_episode_ns:
             episodes.append(seg)
+    ns = dict.fromkeys(FIXED_CATEGORIES, 0)
+    by_cause: dict[str | None, int] = {}
+    for (cat, c), d in per_info.items():
+        ns[cat] = ns.get(cat, 0) + d
+        by_cause[c] = by_cause.get(c, 0) + d
     duration = end - start
     unexplained = by_cause.get(None, 0)
     cause = "unattributed"

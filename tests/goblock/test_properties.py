@@ -22,7 +22,7 @@ def scenario(draw: st.DrawFn) -> tuple[list, list, dict]:
     for n in range(1, draw(st.integers(1, 5)) + 1):
         a = draw(st.integers(0, 80))
         spans.append((n, a, a + draw(st.integers(0, 60))))
-    events: list = []
+    events: list = [ev("offcpu", -500, -499, tid=99)]  # the process is observed
     for _ in range(draw(st.integers(0, 25))):
         kind = draw(
             st.sampled_from(
