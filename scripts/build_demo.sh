@@ -7,6 +7,7 @@
 # Idempotent and cached: skips a variant whose sources (go.mod, go.sum, *.go), toolchain
 # and this script (its flags) hash to the value recorded beside the binaries.
 set -euo pipefail
+SELF=$(readlink -f "$0")
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SRC=$ROOT/examples/demo-service
@@ -30,7 +31,7 @@ build_variant() {
   gover=$(cd "$SRC" && GOTOOLCHAIN=$toolchain "$GO" env GOVERSION)
   local hash
   # the script itself is hashed too: a change of build flags must rebuild
-  hash=$( { echo "$gover"; cat "$0" "$SRC/go.mod" "$SRC/go.sum"; \
+  hash=$( { echo "$gover"; cat "$SELF" "$SRC/go.mod" "$SRC/go.sum"; \
             find "$SRC" -name '*.go' -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -d' ' -f1)
   if [ -x "$out/demo-service" ] && [ -x "$out/demo-service-stripped" ] \
      && [ "$(cat "$out/.demo-service.hash" 2>/dev/null)" = "$hash" ]; then
