@@ -7,12 +7,15 @@ server cannot be made to produce on cue (an arbitrary exception type, a hang).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 
 import grpc
 import pytest
 from exporter_sinks import Telemetry, metrics, traces
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from otel_goblock.config import decode
 from otel_goblock.consumer import PermanentError, RetryableError
@@ -181,3 +184,62 @@ async def test_unknown_signal_is_an_error_not_a_silent_drop() -> None:
     )
     with pytest.raises(PermanentError, match="does not export metrics"):
         await h.consume_metrics(metrics(1))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    outcomes=st.lists(
+        st.sampled_from(["ok", "partial", "flaky", "permanent", "exhausted"]),
+        min_size=1,
+        max_size=30,
+    ),
+    sizes=st.lists(st.integers(1, 9), min_size=30, max_size=30),
+    queue_size=st.integers(1, 8),
+)
+def test_accounting_identity(outcomes: list[str], sizes: list[int], queue_size: int) -> None:
+    """Whatever happens to each request: handed in = sent + send_failed + enqueue_failed."""
+
+    async def scenario() -> None:
+        plan: dict[bytes, list[str]] = {}
+
+        async def send(data, timeout_s):  # type: ignore[no-untyped-def]
+            steps = plan[data.serialized()]
+            step = steps.pop(0) if len(steps) > 1 else steps[0]
+            if step == "ok":
+                return 0
+            if step == "partial":
+                return 1
+            if step == "flaky":
+                raise ExportFailure("unavailable", retryable=True)
+            if step == "permanent":
+                raise ExportFailure("bad", retryable=False)
+            raise ExportFailure("still down", retryable=True)  # until max_elapsed_time
+
+        tel = Telemetry()
+        h = helper(
+            tel,
+            send,
+            queue={"queue_size": queue_size, "num_consumers": 2},
+            retry={"initial_interval": "1ms", "max_interval": "2ms", "max_elapsed_time": "30ms"},
+        )
+        await h.start()
+        total = 0
+        for i, outcome in enumerate(outcomes):
+            t = traces(sizes[i], seed=i)
+            plan[t.serialized()] = ["flaky", "ok"] if outcome == "flaky" else [outcome]
+            total += t.span_count
+            with contextlib.suppress(RetryableError):
+                await h.consume_traces(t)
+        await asyncio.wait_for(h.shutdown(), 10)
+        sent = tel.value("otelcol_exporter_sent_spans")
+        failed = tel.value("otelcol_exporter_send_failed_spans")
+        refused = tel.value("otelcol_exporter_enqueue_failed_spans")
+        assert sent + failed + refused == total
+
+    asyncio.run(scenario())
+
+
+@given(st.text(max_size=40))
+def test_retry_after_never_raises(value: str) -> None:
+    r = retry_after_s(value)
+    assert r is None or r >= 0
