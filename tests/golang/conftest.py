@@ -40,6 +40,7 @@ class Built:
     program: str
     stripped: bool
     pie: bool = False
+    goarch: str = "amd64"
 
 
 def _source_hash(extra: str) -> str:
@@ -54,9 +55,12 @@ def _source_hash(extra: str) -> str:
 _failures: dict[str, str] = {}
 
 
-def build(toolchain: str, program: str, *, stripped: bool, pie: bool = False) -> Built:
+def build(
+    toolchain: str, program: str, *, stripped: bool, pie: bool = False, goarch: str = "amd64"
+) -> Built:
     """Build (or reuse) one fixture; skip with the go command's reason if the
-    1.27 toolchain cannot be fetched, fail for any other build error."""
+    1.27 toolchain cannot be fetched, fail for any other build error. Other
+    GOARCHes are cross-compiled (pure Go): readable here, not runnable."""
     go = go_command()
     if go is None:
         pytest.skip("no go command on this machine (Go 1.26 expected at /usr/local/go)")
@@ -65,13 +69,15 @@ def build(toolchain: str, program: str, *, stripped: bool, pie: bool = False) ->
         pytest.skip(_failures[tc])
     flags = STRIP if stripped else ""
     mode = "pie" if pie else "exe"
-    key = _source_hash(f"{tc}|{flags}|{mode}|{program}")
-    out = CACHE / f"golang-{program}-{toolchain}-{'s' if stripped else 'd'}-{mode}-{key}"
+    key = _source_hash(f"{tc}|{flags}|{mode}|{program}|{goarch}")
+    arch = "" if goarch == "amd64" else f"-{goarch}"
+    out = CACHE / f"golang-{program}-{toolchain}{arch}-{'s' if stripped else 'd'}-{mode}-{key}"
     if out.exists():
-        return Built(out, toolchain, program, stripped, pie)
+        return Built(out, toolchain, program, stripped, pie, goarch)
     CACHE.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly -buildvcs=false")
     env["GOTOOLCHAIN"] = "local" if tc == "local" else tc
+    env["GOARCH"] = goarch
     cmd = [go, "build", f"-buildmode={mode}", "-o", f"{out}.tmp"]
     if flags:
         cmd.append(f"-ldflags={flags}")
@@ -84,7 +90,7 @@ def build(toolchain: str, program: str, *, stripped: bool, pie: bool = False) ->
             pytest.skip(_failures[tc])
         raise RuntimeError(f"building {program} with {tc} failed:\n{msg}")
     os.replace(f"{out}.tmp", out)
-    return Built(out, toolchain, program, stripped, pie)
+    return Built(out, toolchain, program, stripped, pie, goarch)
 
 
 @pytest.fixture(scope="session")
