@@ -183,3 +183,30 @@ def test_sampler() -> None:
     assert got == [True, True, False, False, True, False, False, True]
     now[0] = 1.0  # a new second: the initial allowance again
     assert s.allow() and s.allow()
+
+
+async def test_debug_detailed_histogram_and_gauge() -> None:
+    req = ExportMetricsServiceRequest()
+    sm = req.resource_metrics.add().scope_metrics.add()
+    h = sm.metrics.add()
+    h.name = "latency"
+    h.unit = "ms"
+    h.histogram.aggregation_temporality = 1
+    p = h.histogram.data_points.add()
+    p.count, p.sum, p.min, p.max = 3, 12.5, 1.0, 9.0
+    p.explicit_bounds.extend([5.0, 10.0])
+    p.bucket_counts.extend([2, 1, 0])
+    g = sm.metrics.add()
+    g.name = "temp"
+    g.gauge.data_points.add().as_double = 21.5
+    out = io.StringIO()
+    exp = DebugExporter(
+        Telemetry().settings("debug"), decode(DebugConfig, {"verbosity": "detailed"}), out
+    )
+    await exp.consume_metrics(Metrics(message=req))
+    text = out.getvalue()
+    assert "     -> DataType: Histogram\n     -> AggregationTemporality: Delta" in text
+    assert "HistogramDataPoints #0" in text
+    assert "Count: 3\nSum: 12.5\nMin: 1\nMax: 9" in text
+    assert "ExplicitBounds #1: 10" in text and "Buckets #0, Count: 2" in text
+    assert "     -> DataType: Gauge" in text and "Value: 21.5" in text
