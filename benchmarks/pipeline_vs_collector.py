@@ -106,7 +106,9 @@ def spawn(argv: list[str], **kw: Any) -> subprocess.Popen[Any]:
     return proc
 
 
-def goblock_bin() -> str | None:
+def goblock_bin(explicit: str = "") -> str | None:
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
     venv = ROOT / ".venv" / "bin" / "otel-goblock"
     if venv.exists():
         return str(venv)
@@ -258,10 +260,10 @@ class LegResult:
     profile: str = ""  # py-spy raw profile of this leg (--profile)
 
 
-def pipeline_argv(system: str, cfg_path: Path) -> list[str] | None:
+def pipeline_argv(system: str, cfg_path: Path, goblock: str = "") -> list[str] | None:
     if system == "collector":
         return [str(BIN / "otelcol-bench"), "--config", str(cfg_path)]
-    exe = goblock_bin()
+    exe = goblock_bin(goblock)
     return [exe, "run", "--config", str(cfg_path)] if exe else None
 
 
@@ -289,10 +291,11 @@ def run_leg(
     cfg = goblock_config(spec) if system == "goblock" else collector_config(spec)
     cfg_path = logdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    argv = pipeline_argv(system, cfg_path)
+    argv = pipeline_argv(system, cfg_path, args.goblock_bin)
     if argv is None:
         sink.stop()
-        res.ok, res.skipped = False, "otel-goblock is not installed (.venv/bin/otel-goblock)"
+        where = args.goblock_bin or ".venv/bin/otel-goblock"
+        res.ok, res.skipped = False, f"otel-goblock is not installed ({where} not found)"
         return res
     with open(logdir / "pipeline.stderr", "w") as err:
         proc = spawn(pinned(args.pipeline_cpu, argv), stdout=err, stderr=err)
@@ -302,7 +305,11 @@ def run_leg(
         while not port_open(spec.receiver_port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 why = "exited" if proc.poll() is not None else "did not open its port"
-                res.ok, res.skipped = False, f"{system} {why}; see {logdir}/pipeline.stderr"
+                tail = (logdir / "pipeline.stderr").read_text().strip().splitlines()[-5:]
+                res.ok = False
+                res.skipped = f"{system} {why}; see {logdir}/pipeline.stderr:\n    " + (
+                    "\n    ".join(tail) or "(empty)"
+                )
                 return res
             time.sleep(0.1)
         sampler.start()
@@ -448,6 +455,7 @@ def main() -> int:
     ap.add_argument("--pipeline-cpu", default="0", help="core for the pipeline under test")
     ap.add_argument("--load-cpu", default="1", help="core(s) for load generators and sink")
     ap.add_argument("--systems", default="collector,goblock")
+    ap.add_argument("--goblock-bin", default="", help="otel-goblock executable (default: .venv)")
     ap.add_argument("--overload-factor", type=float, default=2.0, help="0: skip overload")
     ap.add_argument(
         "--overload-concurrency",
@@ -587,8 +595,11 @@ def main() -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2, default=str))
         print(f"JSON: {args.out}", file=sys.stderr)
-    if not args.keep:
+    failed = [r for r in [*best.values(), *over] if not r.ok]
+    if not args.keep and not failed:
         shutil.rmtree(workdir, ignore_errors=True)
+    elif failed:
+        print(f"kept {workdir} (configs and logs of the failed legs)", file=sys.stderr)
     return 0 if all(r.ok for r in best.values()) else 1
 
 
