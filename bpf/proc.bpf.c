@@ -7,6 +7,8 @@
  */
 #include "goblock.h"
 
+/* submitted with default flags: an exec wakes the poll thread at once, so that a new
+ * target is attached within milliseconds */
 BPF_RINGBUF_OUTPUT(proc_events, 64);
 
 TRACEPOINT_PROBE(sched, sched_process_exec)

@@ -40,7 +40,7 @@ static __always_inline void sched_emit(u8 kind, u8 state, u32 tgid, u32 tid, u64
     e->kind = kind;
     e->state = state;
     __builtin_memset(e->_pad, 0, sizeof(e->_pad));
-    sched_events.ringbuf_submit(e, 0);
+    sched_events.ringbuf_submit(e, wakeup_flags());
 }
 
 TRACEPOINT_PROBE(sched, sched_switch)

@@ -69,7 +69,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
             e->tid = tid;
             e->nr = s->nr;
             e->_pad = 0;
-            syscall_events.ringbuf_submit(e, 0);
+            syscall_events.ringbuf_submit(e, wakeup_flags());
         }
     }
     syscall_start.delete(&tid);

@@ -165,7 +165,7 @@ TRACEPOINT_PROBE(tcp, tcp_probe)
     tuple_owner.update(&tk, &pid);
     if (type == TCP_EV_ZERO_WINDOW)
         count_peer(type, e->family, e->daddr, e->dport);
-    tcp_events.ringbuf_submit(e, 0);
+    tcp_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -190,7 +190,7 @@ TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
         __builtin_memcpy(e->daddr, args->daddr_v6, 16);
     }
     count_peer(TCP_EV_RETRANSMIT, e->family, e->daddr, e->dport);
-    tcp_events.ringbuf_submit(e, 0);
+    tcp_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -208,7 +208,7 @@ TRACEPOINT_PROBE(tcp, tcp_send_reset)
     from_sockaddr(args->daddr, &e->family, &e->dport, e->daddr);
     e->oldstate = e->newstate = args->state;
     count_peer(TCP_EV_RESET_SENT, e->family, e->daddr, e->dport);
-    tcp_events.ringbuf_submit(e, 0);
+    tcp_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -232,7 +232,7 @@ TRACEPOINT_PROBE(tcp, tcp_receive_reset)
         __builtin_memcpy(e->daddr, args->daddr_v6, 16);
     }
     count_peer(TCP_EV_RESET_RECEIVED, e->family, e->daddr, e->dport);
-    tcp_events.ringbuf_submit(e, 0);
+    tcp_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -271,7 +271,7 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
             tuple_owner.delete(&tk);
         else
             tuple_owner.update(&tk, &pid);
-        tcp_events.ringbuf_submit(e, 0);
+        tcp_events.ringbuf_submit(e, wakeup_flags());
     }
     if (args->newstate == TCP_CLOSE_)
         sk_owner.delete(&sk);
@@ -306,6 +306,6 @@ TRACEPOINT_PROBE(sock, inet_sk_error_report)
     __builtin_memcpy(e->saddr, tk.saddr, 16);
     __builtin_memcpy(e->daddr, tk.daddr, 16);
     e->newstate = args->error;
-    tcp_events.ringbuf_submit(e, 0);
+    tcp_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }

@@ -125,7 +125,10 @@ class Program:
         return out
 
     def poll(self, timeout_ms: int) -> None:
+        """Wait up to timeout_ms for a wakeup (an exec, or every 256th record on a CPU),
+        then drain every ring: most records are submitted without a wakeup."""
         self.bpf.ring_buffer_poll(timeout_ms)
+        self.bpf.ring_buffer_consume()
 
     def close(self) -> None:
         if not self._closed:
