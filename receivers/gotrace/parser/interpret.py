@@ -102,24 +102,8 @@ class Interpreter:
         # (e.g. a goroutine we never saw block): forget it so the map stays bounded.
         self._early_unblock.clear()
 
-    def feed(self, ev: RawEvent) -> None:
-        ts, m, typ, args = ev
-        self.counts[typ] += 1
-        # As Go's reader does: times strictly increase in the merged order, so ties and
-        # the rare cross-CPU inversion become +1 ns steps (and match Go's times exactly).
-        if ts <= self.last_ns:
-            ts = self.last_ns + 1
-        elif self.first_ns is None:
-            self.first_ns = ts
-        self.last_ns = ts
-        h = self._handlers[typ]
-        if h is not None:
-            h(ts, m, args)
-            if m == NO_THREAD:  # events written for no M bind no goroutine to it
-                self._m_g.pop(m, None)
-
     def run(self, chunk: list[RawEvent]) -> None:
-        """`feed` for a whole time-ordered chunk: the hot loop, kept to local variables.
+        """Consume a time-ordered chunk of events: the hot loop, kept to local variables.
 
         The three events that make up most of any trace (GoStart, GoBlock, GoUnblock) are
         handled inline, the same way their handlers do, to save a call each.
@@ -137,6 +121,8 @@ class Interpreter:
         go_start, go_block, go_unblock = int(Ev.GO_START), int(Ev.GO_BLOCK), int(Ev.GO_UNBLOCK)
         for ts, m, typ, args in chunk:
             counts[typ] += 1
+            # As Go's reader does: times strictly increase in the merged order, so ties
+            # and the rare cross-CPU inversion become +1 ns steps (and match Go's times).
             if ts <= last:
                 ts = last + 1
             last = ts
