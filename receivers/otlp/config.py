@@ -161,6 +161,16 @@ class Protocols:
             return [
                 ": must specify at least one protocol (grpc or http) when using the otlp receiver"
             ]
+        if (
+            self.grpc is not None
+            and self.http is not None
+            and self.grpc.endpoint == self.http.endpoint
+            and self.grpc.endpoint.port != 0
+        ):
+            return [
+                "http.endpoint: expected an endpoint different from grpc.endpoint (one port "
+                f"cannot serve both), got {self.http.endpoint!r} for both"
+            ]
         return []
 
 

@@ -97,6 +97,7 @@ BAD = {
     "bad_tls_missing_file.yaml": (
         f"{P}.http.tls.cert_file: expected a readable file, got '/nonexistent/server.pem'"
     ),
+    "bad_same_endpoint.yaml": f"{P}.http.endpoint: expected an endpoint different from grpc",
     "bad_keepalive_duration.yaml": (
         f'{P}.grpc.keepalive.enforcement_policy.min_time: expected a duration like "30s"'
     ),
