@@ -226,10 +226,12 @@ async def main(n: int) -> None:
     rows.append(("pass-through, unobserved pid (wire scan)", n / dt, 0.0))
 
     proc, sink = make({})
+    rss0 = rss_mib()
     t = time.process_time()
     for b in evs:
         await proc.consume_traces(Traces(raw=b"", span_count=0, events=b))
     dt_ingest = time.process_time() - t
+    timeline_mib = rss_mib() - rss0
     rows.append(("event ingest only (10 events/span)", n / dt_ingest, n_events / dt_ingest))
 
     t = time.process_time()
@@ -244,8 +246,8 @@ async def main(n: int) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     print(
-        f"spans={n} events={n_events} ({n_events / n:.0f}/span), one core (CPU time of this process, so other load on the host does not skew it), python "
-        f"protobuf upb"
+        f"spans={n} events={n_events} ({n_events / n:.0f}/span); rates are per CPU-second "
+        "of this process (other load on the host does not count), python protobuf upb"
     )
     print(f"{'stage':<44} {'spans/s':>10} {'events/s':>11}  vs pass-through")
     base = rows[1][1]
@@ -253,7 +255,9 @@ async def main(n: int) -> None:
         print(f"{name:<44} {sps:>10,.0f} {eps:>11,.0f}  {sps / base:>6.3f}x")
     print(
         f"spans out of the join: {out_spans} ({out_spans / n:.1f} per app span incl. "
-        f"episode children); max RSS {rss:.0f} MiB"
+        f"episode children); max RSS {rss:.0f} MiB (incl. the benchmark's own inputs); "
+        f"the timelines of {n_events:,} events took {timeline_mib:.0f} MiB "
+        f"({timeline_mib * 2**20 / n_events:.0f} B/event)"
     )
 
 
