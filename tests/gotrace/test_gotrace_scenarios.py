@@ -1,8 +1,8 @@
 """The parser finds exactly what the scenario program did, with Go 1.26 and Go 1.27.3.
 
 Ground truth comes from the program itself: each scenario goroutine announces itself with
-trace.Log("scenario", name) and logs the duration it measured ("elapsed_ns"). Durations
-are checked within ±10% of that measurement and never 10% below the nominal wait.
+trace.Log("scenario", name) and logs the duration it measured ("elapsed_ns"). A park must
+lie between the nominal wait (-10%) and that measurement.
 """
 
 from __future__ import annotations
@@ -90,10 +90,12 @@ def test_blocking_scenario_parks_with_reason_and_duration(
     assert park.start_known and park.end_known
     duration = park.end_ns - park.start_ns
     measured = elapsed[g]
-    # The waker's timer starts when main spawns the scenario, a little before the
-    # goroutine runs: the wait can be a hair under nominal, never 10% under.
-    assert duration >= nominal_ms * MS * 0.9
-    assert abs(duration - measured) <= 0.10 * measured, (duration, measured)
+    # The park is bounded by ground truth on both sides: at least the nominal wait (less
+    # 10%: the waker's timer starts when main spawns the scenario, a hair before the
+    # goroutine runs), at most what the goroutine itself measured around the blocking
+    # call (which adds the run-queue wait after the wake-up: large on a loaded machine,
+    # so ±10% of it is not a fair bound there). On an idle machine both are within 10%.
+    assert nominal_ms * MS * 0.9 <= duration <= measured + 200_000, (duration, measured)
 
 
 def test_channel_park_names_its_unblocker(parsed) -> None:
@@ -119,12 +121,12 @@ def test_spawned_children_link_to_their_parent(parsed) -> None:
 
 
 def test_span_region_and_log_carry_the_span_id_on_the_right_goroutine(parsed) -> None:
-    goids, _ = _scenarios(parsed[1])
+    goids, elapsed = _scenarios(parsed[1])
     g = goids["region"]
     regions = [r for r in parsed[1] if isinstance(r, UserRegion)]
     assert [(r.name, r.goid) for r in regions] == [(f"span:{SPAN_HEX}", g)]
     region = regions[0]
-    assert 10 * MS * 0.99 <= region.end_ns - region.start_ns <= 10 * MS * 2
+    assert 10 * MS <= region.end_ns - region.start_ns <= elapsed[g] + 200_000
     logs = [r for r in parsed[1] if isinstance(r, UserLog) and r.category == "span"]
     assert [(r.message, r.goid) for r in logs] == [(SPAN_HEX, g)]
     assert region.start_ns <= logs[0].time_ns <= region.end_ns
