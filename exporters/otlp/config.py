@@ -101,6 +101,7 @@ class HTTPConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     headers: dict[str, str] = field(default_factory=dict)
     compression: Compression = "gzip"
+    encoding: Literal["proto", "json"] = "proto"
     timeout: Duration = field(default_factory=lambda: Duration(5.0))
     sending_queue: QueueConfig = field(default_factory=QueueConfig)
     retry_on_failure: RetryConfig = field(default_factory=RetryConfig)

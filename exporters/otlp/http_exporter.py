@@ -1,5 +1,7 @@
 """otlp_http: POSTs the OTLP requests as received (application/x-protobuf) to
 `<endpoint>/v1/traces` and `<endpoint>/v1/metrics`, like the collector's otlphttp.
+`encoding: json` sends OTLP/JSON instead (for backends that only take JSON): that one
+does parse and re-encode, with the receiver's codec.
 
 The body is the request's bytes, gzip-compressed by default (in a worker thread when large:
 zlib releases the GIL, so compression does not stall the event loop).
@@ -18,6 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from otel_goblock.exporters.otlp.config import HTTPConfig
 from otel_goblock.exporters.otlp.tls import ssl_context
+from otel_goblock.receivers.otlp.otlpjson import encode_metrics, encode_traces
 
 from otel_goblock import __version__
 from otel_goblock.component import Component, CreateSettings, Host
@@ -40,6 +43,7 @@ class OTLPHttpExporter(Component):
         self._cfg = config
         self._log = settings.logger
         self._session: aiohttp.ClientSession | None = None
+        self._json = config.encoding == "json"
         self._urls = {s: config.signal_url(s) for s in ("traces", "metrics")}
         for signal in settings.signals:
             if not self._urls.get(signal, "x"):
@@ -50,7 +54,9 @@ class OTLPHttpExporter(Component):
         self._headers = {
             "User-Agent": f"otel-goblock/{__version__}",
             **config.headers,
-            "Content-Type": "application/x-protobuf",
+            "Content-Type": (
+                "application/json" if config.encoding == "json" else "application/x-protobuf"
+            ),
         }
         if config.compression == "gzip":
             self._headers["Content-Encoding"] = "gzip"
@@ -105,14 +111,16 @@ class OTLPHttpExporter(Component):
             raise from_http(resp.status, resp.headers, content)
 
     async def _send_traces(self, data: Traces, timeout_s: float) -> int:
-        content, ctype = await self._post(self._urls["traces"], data.serialized(), timeout_s)
+        body = encode_traces(data.message()) if self._json else data.serialized()
+        content, ctype = await self._post(self._urls["traces"], body, timeout_s)
         rejected, msg = _partial_success(content, ctype, ExportTraceServiceResponse, "Spans")
         if rejected or msg:
             self._log.warning("partial success: %d spans rejected: %s", rejected, msg)
         return rejected
 
     async def _send_metrics(self, data: Metrics, timeout_s: float) -> int:
-        content, ctype = await self._post(self._urls["metrics"], data.serialized(), timeout_s)
+        body = encode_metrics(data.message()) if self._json else data.serialized()
+        content, ctype = await self._post(self._urls["metrics"], body, timeout_s)
         rejected, msg = _partial_success(content, ctype, ExportMetricsServiceResponse, "DataPoints")
         if rejected or msg:
             self._log.warning("partial success: %d data points rejected: %s", rejected, msg)

@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_goblock.exporters.otlp.config import HTTPConfig
 from otel_goblock.exporters.otlp.factory import FACTORY_HTTP
 from otel_goblock.exporters.otlp.http_exporter import gzip_bytes
+from otel_goblock.receivers.otlp.otlpjson import decode_metrics, decode_traces
 
 from otel_goblock.config import ConfigError, decode
 from otel_goblock.consumer import PermanentError, RetryableError
@@ -223,3 +224,17 @@ async def test_outage_then_overflow_accounting() -> None:
     )
     assert got == total - refused
     assert tel.value("otelcol_exporter_enqueue_failed_spans") == refused
+
+
+async def test_json_encoding(sink: HttpSink) -> None:
+    exp = await started(Telemetry(), config(sink.port, encoding="json"))
+    t, m = traces(4), metrics(3)
+    await exp.consume_traces(t)
+    await exp.consume_metrics(m)
+    await wait_until(lambda: sink.bodies["traces"] and sink.bodies["metrics"])
+    await exp.shutdown()
+    assert sink.headers[0]["Content-Type"] == "application/json"
+    assert decode_traces(sink.bodies["traces"][0]) == t.message()
+    assert decode_metrics(sink.bodies["metrics"][0]) == m.message()
+    span = t.message().resource_spans[0].scope_spans[0].spans[0]
+    assert span.span_id.hex().encode() in sink.bodies["traces"][0]  # hex ids on the wire
