@@ -1,0 +1,1 @@
+"""goblock processor: joins app spans with eBPF / Go execution-trace events (README.md)."""
