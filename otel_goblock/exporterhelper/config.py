@@ -4,6 +4,7 @@ moves over unchanged."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from otel_goblock.config import Duration
@@ -33,6 +34,8 @@ class QueueConfig:
             problems.append(f"num_consumers: expected >= 1, got {self.num_consumers}")
         if self.queue_size < 1:
             problems.append(f"queue_size: expected >= 1, got {self.queue_size}")
+        if self.storage and os.path.exists(self.storage) and not os.path.isdir(self.storage):
+            problems.append(f"storage: expected a directory, got the file {self.storage!r}")
         return problems
 
 

@@ -64,3 +64,11 @@ def test_http_url_composition() -> None:
     assert cfg.signal_url("metrics") == "https://h:4318/otlp/v1/metrics"
     cfg = decode(HTTPConfig, {"traces_endpoint": "http://t:1/x"})
     assert cfg.signal_url("traces") == "http://t:1/x" and cfg.signal_url("metrics") == ""
+
+
+def test_storage_must_be_a_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match=r"e\.sending_queue\.storage: expected a directory"):
+        decode(GrpcConfig, {"endpoint": "a:1", "sending_queue": {"storage": str(f)}}, "e")
+    decode(GrpcConfig, {"endpoint": "a:1", "sending_queue": {"storage": str(tmp_path / "new")}})
