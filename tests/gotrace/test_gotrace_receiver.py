@@ -246,3 +246,39 @@ async def test_shutdown_is_prompt_while_delivery_is_stuck(
     assert time.monotonic() - t0 < 5
     # the parsing worker thread notices the shutdown and ends
     await _until(lambda: recv.active_parses == 0, timeout=5)
+
+
+async def test_endpoint_errors_are_counted_and_retried(multigen_trace: bytes) -> None:
+    """A server that refuses (Go answers 500 while another trace is running), then serves."""
+    from aiohttp import web
+
+    calls = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(request.query.get("seconds"))
+        if len(calls) == 1:
+            return web.Response(status=500, text="Could not enable tracing: already enabled")
+        return web.Response(body=multigen_trace)
+
+    app = web.Application()
+    app.router.add_get("/debug/pprof/trace", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    sink = Collect()
+    recv, metrics = _make(
+        {"endpoint": f"http://127.0.0.1:{port}/debug/pprof/trace", "window": "1s", "pid": 7},
+        sink,
+    )
+    try:
+        await recv.start(None)
+        await _until(lambda: recv.traces_read >= 1)
+    finally:
+        await recv.shutdown()
+        await runner.cleanup()
+    assert calls[:2] == ["1", "1"]
+    outcomes = _counter(metrics, "goblock_gotrace_traces")
+    assert sum(v for k, v in outcomes.items() if ("outcome", "fetch_error") in k) >= 1
+    assert any(e.kind == "park" and e.pid == 7 for e in sink.events)
