@@ -268,3 +268,33 @@ def test_factory_registers_a_traces_only_processor() -> None:
     f = default_registry().get("processor", "goblock")
     assert f is not None and f.signals == frozenset({"traces"})
     assert isinstance(f.create_default_config(), Config)
+
+
+async def test_the_factory_builds_a_working_processor_from_config_alone() -> None:
+    """How the service (and the end-to-end tests) drive it: registry, decode, create."""
+    import logging
+
+    from otel_goblock.component import ComponentID, CreateSettings
+    from otel_goblock.telemetry import Telemetry
+
+    from .helpers import Sink
+
+    f = default_registry().get("processor", "goblock")
+    assert f is not None
+    tel, sink = Telemetry(), Sink()
+    settings = CreateSettings(
+        id=ComponentID("goblock", "e2e"),
+        kind="processor",
+        logger=logging.getLogger("goblock"),
+        meter=tel.meter("goblock"),
+        signals=frozenset({"traces"}),
+    )
+    proc = f.create(settings, decode(Config, {"join_delay": "50ms"}), sink)
+    await proc.start(None)  # type: ignore[arg-type]
+    await proc.consume_traces(
+        events_only([ev("park", 5, 95, goid=2, reason="sleep"), marker(1, 100, 2)])
+    )
+    await proc.consume_traces(Traces(raw=request([(1, 0, 100)]).SerializeToString()))
+    await proc.shutdown()
+    assert attrs_of(app_span(sink, 1))["goblock.cause"] == "sleep"
+    assert tel.total("goblock_spans_enriched", processor="goblock/e2e") == 1
