@@ -3,9 +3,10 @@ RET offsets, wait-reason strings and runtime offsets (pure Python: pyelftools
 and capstone). Entry point: :func:`open_go_binary`.
 """
 
+from .abi import ArgLocation, assign_registers
 from .binary import REGISTERS, GoBinary, ProbePoint, Registers, clear_cache, open_go_binary
 from .buildinfo import BuildInfo, Module, parse_go_version, read_buildinfo
-from .dwarf import DwarfTypes, Field, StructLayout
+from .dwarf import DwarfTypes, Field, Param, StructLayout
 from .elfimage import ElfImage, GoBinaryError
 from .offsets import RUNTIME_OFFSETS, RuntimeLayout, runtime_layout, table_offsets
 from .symbols import Function, SymbolTable, read_pclntab, read_symtab
@@ -15,6 +16,7 @@ __all__ = [
     "REGISTERS",
     "RUNTIME_OFFSETS",
     "WAIT_REASON_TABLES",
+    "ArgLocation",
     "BuildInfo",
     "DwarfTypes",
     "ElfImage",
@@ -23,12 +25,14 @@ __all__ = [
     "GoBinary",
     "GoBinaryError",
     "Module",
+    "Param",
     "ProbePoint",
     "Registers",
     "RuntimeLayout",
     "StructLayout",
     "SymbolTable",
     "WaitReasons",
+    "assign_registers",
     "clear_cache",
     "open_go_binary",
     "parse_go_version",

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
+from .abi import ArgLocation, assign_registers
 from .buildinfo import BuildInfo, read_buildinfo
 from .disasm import ret_offsets
 from .dwarf import DwarfTypes, StructLayout
@@ -130,6 +131,17 @@ class GoBinary:
 
     def field_offset(self, type_name: str, field_path: str) -> int | None:
         return self.dwarf.offset(type_name, field_path)
+
+    def arg_locations(self, name: str) -> dict[str, ArgLocation] | None:
+        """Register(s) of each parameter and result of a function, from DWARF and
+        the ABIInternal rules; None without DWARF. Results are keyed '~r0', ...
+        (or their names), valid at the RET probes."""
+        if self.arch not in ("amd64", "arm64"):
+            return None
+        params = self.dwarf.function_params(name)
+        if params is None:
+            return None
+        return {loc.name: loc for loc in assign_registers(params, self.arch)}
 
     def entry_probe(self, name: str) -> ProbePoint:
         f = self.function(name)

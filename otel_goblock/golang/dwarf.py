@@ -18,7 +18,23 @@ from typing import Any
 
 from .elfimage import ElfImage, GoBinaryError, guard
 
-__all__ = ["DwarfTypes", "Field", "StructLayout"]
+__all__ = ["DwarfTypes", "Field", "Param", "StructLayout"]
+
+_DW_AT_GO_KIND = 0x2900
+# reflect.Kind values Go writes in DW_AT_go_kind
+_K_ARRAY, _K_CHAN, _K_FUNC, _K_IFACE, _K_MAP, _K_PTR, _K_SLICE, _K_STRING, _K_STRUCT = (
+    17,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+)
+_K_FLOATS = {13: "f", 14: "f", 15: "ff", 16: "ff"}  # float32/64, complex64/128
+_DW_ATE_FLOAT, _DW_ATE_COMPLEX = 4, 3
 
 _TYPE_TAGS = {
     "DW_TAG_structure_type",
@@ -84,6 +100,22 @@ def _member_offset(die: Any) -> int:
             if b < 0x80:
                 return value
     raise GoBinaryError(f"unsupported member location {a.value!r}")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A function parameter or result as DWARF declares it.
+
+    `slots` is how Go's register ABI would split the value: one letter per
+    register, 'i' integer, 'f' floating point ('' for zero-sized values), or
+    None when it can only live on the stack (arrays longer than one element).
+    """
+
+    name: str
+    type_name: str
+    size: int | None
+    is_result: bool
+    slots: str | None
 
 
 class DwarfTypes:
@@ -153,7 +185,98 @@ class DwarfTypes:
         """Several offsets of one type at once."""
         return {p: self.offset(type_name, p) for p in field_paths}
 
+    def function_params(self, name: str) -> list[Param] | None:
+        """Parameters then results of a function, in declaration order (receiver
+        first), None when DWARF lacks the function."""
+        if not self.available:
+            return None
+        with guard(f"{self.path}: reading DWARF function {name}"):
+            die = self._subprogram_die(name)
+            if die is None:
+                return None
+            out: list[Param] = []
+            seen: set[tuple[str, bool]] = set()
+            for child in die.iter_children():
+                if child.tag != "DW_TAG_formal_parameter":
+                    continue
+                pname = _name(child) or ""
+                var = child.attributes.get("DW_AT_variable_parameter")
+                is_result = bool(var.value) if var is not None else False
+                if (pname, is_result) in seen:
+                    continue  # Go may repeat a result's DIE
+                seen.add((pname, is_result))
+                tname, tsize = self._type_name_size(child)
+                t = child.get_DIE_from_attribute("DW_AT_type")
+                out.append(Param(pname, tname, tsize, is_result, self._slots(t, 0)))
+            return out
+
     # -- internals ---------------------------------------------------------
+
+    def _subprogram_die(self, name: str) -> Any:
+        needle = name.encode() + b"\x00"
+        info = self._info
+        pos = info.find(needle)
+        while pos >= 0:
+            if pos >= 1 and 0 < info[pos - 1] < 0x80:
+                die = self._die_at(pos - 1)
+                if die is not None and die.tag == "DW_TAG_subprogram" and _name(die) == name:
+                    return die
+            pos = info.find(needle, pos + 1)
+        return None
+
+    def _slots(self, die: Any, depth: int) -> str | None:
+        """Register classes of a value of this type (Go ABIInternal), see Param."""
+        if depth > 16:
+            return None
+        kind_attr = die.attributes.get(_DW_AT_GO_KIND)
+        base = self._strip_typedefs(die)
+        if kind_attr is None:
+            kind_attr = base.attributes.get(_DW_AT_GO_KIND)
+        kind = kind_attr.value if kind_attr is not None else None
+        if kind in _K_FLOATS:
+            return _K_FLOATS[kind]
+        if kind == _K_STRING:
+            return "ii"
+        if kind == _K_SLICE:
+            return "iii"
+        if kind == _K_IFACE:
+            return "ii"
+        if kind in (_K_PTR, _K_MAP, _K_CHAN, _K_FUNC) or base.tag == "DW_TAG_pointer_type":
+            return "i"
+        if base.tag == "DW_TAG_base_type":
+            enc = base.attributes.get("DW_AT_encoding")
+            if enc is not None and enc.value == _DW_ATE_FLOAT:
+                return "f"
+            if enc is not None and enc.value == _DW_ATE_COMPLEX:
+                return "ff"
+            return "i"
+        if base.tag == "DW_TAG_structure_type" or kind == _K_STRUCT:
+            out = ""
+            if base.has_children:
+                for m in base.iter_children():
+                    if m.tag != "DW_TAG_member" or "DW_AT_type" not in m.attributes:
+                        continue
+                    part = self._slots(m.get_DIE_from_attribute("DW_AT_type"), depth + 1)
+                    if part is None:
+                        return None
+                    out += part
+            return out
+        if base.tag == "DW_TAG_array_type" or kind == _K_ARRAY:
+            count = None
+            if base.has_children:
+                for sub in base.iter_children():
+                    if sub.tag == "DW_TAG_subrange_type":
+                        c = sub.attributes.get("DW_AT_count")
+                        if c is not None:
+                            count = c.value
+                        elif "DW_AT_upper_bound" in sub.attributes:
+                            count = sub.attributes["DW_AT_upper_bound"].value + 1
+            if count == 0:
+                return ""
+            if count == 1 and "DW_AT_type" in base.attributes:
+                return self._slots(base.get_DIE_from_attribute("DW_AT_type"), depth + 1)
+            return None
+        return None
 
     def _type_die(self, name: str) -> Any:
         needle = name.encode() + b"\x00"
