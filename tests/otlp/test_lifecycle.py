@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import psutil
 import pytest
 import requests
 
@@ -142,3 +145,46 @@ def test_shutdown_lets_in_flight_exports_finish(start_receiver: Any, transport: 
     assert fut.result(10) == ok
     assert len(r.consumer.traces) == 1
     pool.shutdown()
+
+
+def test_peer_is_the_clients_own_address(receiver: Any) -> None:
+    """RequestInfo.peer is the client socket's ip:port: the goblock join maps that port to
+    the sending process on this host, so it must be exact."""
+    host, port = receiver.receiver.http_address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.connect()
+    local_ip, local_port = conn.sock.getsockname()[:2]
+    local = f"{local_ip}:{local_port}"
+    conn.request("POST", "/v1/traces", body=GOOD, headers=PB)
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert receiver.consumer.traces[-1].info.peer == local
+
+    with grpc.insecure_channel(receiver.grpc_target) as ch:
+        call = ch.unary_unary(TRACES, request_serializer=None, response_deserializer=None)
+        call(GOOD, timeout=5)
+        grpc_port = int(receiver.grpc_target.rsplit(":", 1)[1])
+        # grpc's client socket may be IPv6 with a v4-mapped address (::ffff:127.0.0.1)
+        ours = {
+            f"{c.laddr.ip.removeprefix('::ffff:')}:{c.laddr.port}"
+            for c in psutil.Process().net_connections("tcp")
+            if c.raddr and c.raddr.port == grpc_port
+        }
+    assert receiver.consumer.traces[-1].info.peer in ours
+
+
+def test_ipv6_endpoint(start_receiver: Any) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this kernel")
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    r = start_receiver(
+        {"protocols": {"grpc": {"endpoint": "[::1]:0"}, "http": {"endpoint": "[::1]:0"}}}
+    )
+    assert grpc_call(r.grpc_target, GOOD).code() == grpc.StatusCode.OK
+    assert requests.post(r.http_url(), data=GOOD, headers=PB, timeout=5).status_code == 200
+    grpc_peer, http_peer = (t.info.peer for t in r.consumer.traces)
+    assert grpc_peer.startswith("[::1]:") and http_peer.startswith("[::1]:")
