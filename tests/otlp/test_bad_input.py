@@ -343,3 +343,21 @@ def test_http_retryable_consumer_error_is_503_with_retry_after(receiver: Any, ct
     assert post(receiver, GOOD, PB).status_code == 400
     receiver.consumer.fail = None
     assert_http_serving(receiver)
+
+
+def test_refused_metric_points_are_counted_per_transport(receiver: Any) -> None:
+    req = ExportMetricsServiceRequest()
+    metric = req.resource_metrics.add().scope_metrics.add().metrics.add(name="m")
+    for i in range(4):
+        metric.gauge.data_points.add(as_int=i, time_unix_nano=1 + i)
+    body = req.SerializeToString()
+    receiver.consumer.fail = RetryableError("full")
+    assert post(receiver, body, PB, "/v1/metrics").status_code == 503
+    assert grpc_call(receiver.grpc_target, body, METRICS).code() == grpc.StatusCode.UNAVAILABLE
+    receiver.consumer.fail = None
+    assert post(receiver, body, PB, "/v1/metrics").status_code == 200
+    assert receiver.counter("otelcol_receiver_refused_metric_points", "http") == 4
+    assert receiver.counter("otelcol_receiver_refused_metric_points", "grpc") == 4
+    assert receiver.counter("otelcol_receiver_accepted_metric_points", "http") == 4
+    assert receiver.counter("otelcol_receiver_accepted_metric_points", "grpc") == 0
+    assert [m.data_point_count for m in receiver.consumer.metrics] == [4]
