@@ -77,7 +77,7 @@ def run_load(binary: Path, port: int, conc: int, seconds: int) -> dict[str, floa
     return {k: float(v) for k, v in vals.items() if k in ("rps", "p50_us", "p99_us", "requests")}
 
 
-def overhead(binary: Path, rounds: int, seconds: int, conc: int) -> None:
+def overhead(binary: Path, rounds: int, seconds: int, conc: int, extra: dict) -> None:
     port = free_port()
     server = subprocess.Popen([str(binary), "serve", str(port)], stdout=subprocess.PIPE, text=True)
     try:
@@ -92,7 +92,7 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int) -> None:
                 r = None
                 if mode == "on":
                     r = Running(
-                        {"targets": [{"pid": server.pid}], "metrics_interval": "10s"},
+                        {"targets": [{"pid": server.pid}], "metrics_interval": "10s", **extra},
                         name="bench",
                         sink=CountingSink(),
                     ).start()
@@ -175,6 +175,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--only", choices=("syscalls", "sched", "tcp"), help="one concern only")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip part 2")
     args = ap.parse_args()
     binary = build()
     print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
@@ -182,9 +184,13 @@ def main() -> None:
         f"part 1: gbfx serve under {args.concurrency}-way closed-loop load, "
         f"{args.rounds} rounds x {args.seconds}s, receiver off vs on"
     )
-    overhead(binary, args.rounds, args.seconds, args.concurrency)
-    print("\npart 2: Python decode ceiling (syscall storm, threshold 0)")
-    decode_ceiling(binary, args.seconds)
+    extra = {c: c == args.only for c in ("syscalls", "sched", "tcp")} if args.only else {}
+    if args.only:
+        print(f"  (only {args.only} on)")
+    overhead(binary, args.rounds, args.seconds, args.concurrency, extra)
+    if not args.no_ceiling:
+        print("\npart 2: Python decode ceiling (syscall storm, threshold 0)")
+        decode_ceiling(binary, args.seconds)
 
 
 if __name__ == "__main__":
