@@ -35,6 +35,13 @@ from otel_goblock.processors.goblock.timeline import ProcTimeline, Rec
 # start, end, code, detail, goroutine (0: none joined), tid
 Seg = tuple[int, int, int, Any, int, int]
 
+# syscalls a Go thread makes from the scheduler (stopm's futex sleep, findrunnable's
+# netpoll, spinning's usleep) when it has nothing to run
+SCHEDULER_SYSCALLS = frozenset(
+    {"futex", "epoll_wait", "epoll_pwait", "epoll_pwait2", "nanosleep", "sched_yield"}
+)
+WAITING_FOR_P = "go scheduler (waiting for a P)"
+
 # a child counts as the one a wait ended on if its last activity is this close to the wake
 _WAKE_SLACK_NS = 2_000_000
 # how far back the syscall that named a netpoll wait's peer may be
@@ -135,7 +142,12 @@ def _thread_events(
     out: list[Rec] = []
     for a, b, tid in runs:
         if tid:
-            out.extend(_clip(tl.thread(tid, a, b), a, b))
+            for r in _clip(tl.thread(tid, a, b), a, b):
+                if r[2] == SYSCALL and r[3][0] in SCHEDULER_SYSCALLS:
+                    # the thread idles in the Go scheduler (g0: no goid): the goroutine is
+                    # not on it and not parked, so it is runnable, waiting for a P
+                    r = (r[0], r[1], RUNQUEUE, WAITING_FOR_P, r[4], r[5])
+                out.append(r)
     return out
 
 

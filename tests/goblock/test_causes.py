@@ -384,3 +384,22 @@ async def test_goaway_during_a_stuck_rpc_is_grpc_keepalive() -> None:
     assert a["goblock.cause"] == "grpc_keepalive"
     assert "GOAWAY (11 too_many_pings) 90 ms into the span" in a["goblock.diagnosis"]
     assert a["goblock.park.select.ms"] == pytest.approx(90.0)  # the numbers stay as measured
+
+
+async def test_scheduler_futex_on_the_goroutines_thread_is_run_queue_time() -> None:
+    """/cpu?mode=go: spinners hold the Ps; the handler's thread sleeps in the scheduler's
+    futex (goid 0: g0) while the handler is runnable, waiting for a P."""
+    proc, sink, _ = make()
+    events = [
+        ev("syscall", 10, 70, tid=TID, nr=202, name="futex"),  # g0: no goid
+        ev("offcpu", 10, 70, tid=TID, state="blocked"),
+        ev("syscall", 80, 81, goid=GOID, tid=TID, name="write", fd_target="pipe:[3]"),
+        marker(1, 100, GOID, tid=TID),
+    ]
+    await run(proc, events, request([(1, 0, 100)]))
+    a = attrs_of(app_span(sink, 1))
+    assert a["goblock.cause"] == "runqueue"
+    assert a["goblock.runqueue.ms"] == pytest.approx(60.0)
+    assert a["goblock.syscall.ms"] == pytest.approx(1.0)
+    rq = next(k for k in children(sink, 1) if k.name == "goblock: runqueue")
+    assert attrs_of(rq)["goblock.runqueue.after"] == "go scheduler (waiting for a P)"
