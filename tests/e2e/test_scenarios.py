@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 import psutil
 import pytest
-from harness import DemoService, JaegerClient, ScenarioResult, Span, Trace, hit, hit_many
+from harness import (
+    DemoService,
+    JaegerClient,
+    ScenarioResult,
+    Span,
+    Trace,
+    expected_span_count,
+    hit,
+    hit_many,
+)
 from harness.services import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -100,7 +109,7 @@ def test_single_span_scenario(
     assert r.body["expected_cause"] == case.cause
     assert r.body["elapsed_ms"] >= case.min_ms
     trace = jaeger_client.wait_trace(r.trace_id)
-    assert len(trace.spans) == 1, [s.name for s in trace.spans]
+    assert len(trace.spans) == expected_span_count(case.path) == 1, [s.name for s in trace.spans]
     span = server_span(trace, case.route, demo)
     assert span.attrs["demo.expected_cause"] == case.cause
     assert span.duration_ms >= case.min_ms
@@ -131,7 +140,8 @@ def test_downstream_client_and_server_spans(
 ) -> None:
     r = answered(results, DOWNSTREAM)
     assert r.body["status"] == 200
-    trace = jaeger_client.wait_trace(r.trace_id, 3)
+    trace = jaeger_client.wait_trace(r.trace_id, expected_span_count(DOWNSTREAM))
+    assert len(trace.spans) == 3
     root = server_span(trace, "/downstream", demo)
     client = trace.one("HTTP GET", "client")
     inner = trace.one("GET /sleep", "server")

@@ -22,6 +22,7 @@ from harness import (
     build_demo,
     hit,
     listening_sockets,
+    run_scenario,
 )
 from harness.services import ROOT
 
@@ -74,9 +75,7 @@ def test_stripped_build_serves_and_exports(
     )
     assert demo.pid is not None
     assert psutil.Process(demo.pid).cmdline()[0] == str(ROOT / "build" / "demo-service-stripped")
-    r = hit(demo.url, "/chan?ms=50")
-    assert r.status == 200, r.body
-    trace = jaeger_client.wait_trace(r.trace_id)
+    _r, trace = run_scenario(demo.url, jaeger_client, "/chan?ms=50")
     span = trace.one("GET /chan", "server")
     assert span.service == "demo-stripped"
     assert span.resource["process.pid"] == demo.pid

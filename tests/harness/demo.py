@@ -44,3 +44,18 @@ def hit_many(base_url: str, paths: list[str], parallel: int = 16) -> list[Scenar
     wait, so running them side by side keeps the suite fast."""
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(paths)))) as pool:
         return list(pool.map(lambda p: hit(base_url, p), paths))
+
+
+# Spans each scenario's trace holds when the demo exports straight to a backend: the
+# server span, plus an HTTP or gRPC client span and the callee's server span.
+EXPECTED_SPANS = {
+    "/downstream": 3,
+    "/grpc/unary": 3,
+    "/grpc/flow": 3,
+    "/grpc/keepalive": 3,
+}
+
+
+def expected_span_count(path: str) -> int:
+    """How many spans the trace of `path` has before otel-goblock adds episode spans."""
+    return EXPECTED_SPANS.get(path.split("?", 1)[0], 1)

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.demo import ScenarioResult, expected_span_count, hit
+
 
 @dataclass(frozen=True)
 class Span:
@@ -145,3 +147,14 @@ class JaegerClient:
                 got = [] if last is None else sorted((s.name, s.kind) for s in last.spans)
                 raise TimeoutError(f"trace {trace_id} not complete after {timeout_s}s: {got}")
             time.sleep(0.1)
+
+
+def run_scenario(
+    demo_url: str, client: JaegerClient, path: str, timeout_s: float = 30
+) -> tuple[ScenarioResult, Trace]:
+    """Hit one scenario and return its answer and its complete trace from Jaeger (all the
+    spans the demo produces for it; episode spans a pipeline adds may arrive with them)."""
+    r = hit(demo_url, path)
+    if r.status != 200:
+        raise AssertionError(f"{path}: HTTP {r.status}: {r.body}")
+    return r, client.wait_trace(r.trace_id, expected_span_count(path), timeout_s=timeout_s)
