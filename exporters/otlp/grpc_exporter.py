@@ -27,6 +27,11 @@ TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 METRICS_METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 
 
+# with insecure_skip_verify, these failures make the next attempt read the certificate
+# again (the server may have restarted with a new one)
+_REPIN_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
 def _identity(b: bytes) -> bytes:
     return b
 
@@ -141,7 +146,7 @@ class OTLPGrpcExporter(Component):
                 data.serialized(), timeout=timeout_s, metadata=self._metadata
             )
         except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.UNAVAILABLE:
+            if e.code() in _REPIN_CODES:
                 await self._unpin()
             raise from_grpc(e) from None
         ps = resp.partial_success
@@ -158,7 +163,7 @@ class OTLPGrpcExporter(Component):
                 data.serialized(), timeout=timeout_s, metadata=self._metadata
             )
         except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.UNAVAILABLE:
+            if e.code() in _REPIN_CODES:
                 await self._unpin()
             raise from_grpc(e) from None
         ps = resp.partial_success
