@@ -30,7 +30,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "ebpf"))
 
-from conftest import FIXTURE_SRC, GO, Running, Sink  # noqa: E402
+from ebpf_harness import FIXTURE_SRC, GO, Running, Sink  # noqa: E402
 
 
 class CountingSink(Sink):

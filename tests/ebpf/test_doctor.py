@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from ebpf_harness import REPO
 
 from otel_goblock.doctor import ALL_TRACEPOINTS, run_doctor
 

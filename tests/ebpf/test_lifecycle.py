@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Running
+from ebpf_harness import REPO, Running
 
 pytestmark = pytest.mark.ebpf
 
@@ -79,7 +79,7 @@ def test_receiver_targets_exe_and_pid_specs(gbfx, run_gbfx):
 _SCRIPT = textwrap.dedent("""
     import logging, sys
     sys.path.insert(0, {tests!r})
-    from conftest import Running
+    from ebpf_harness import Running
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     r = Running({{"targets": [{{"comm": "x"}}], "required": {required}}}, name="nocap")
     try:
