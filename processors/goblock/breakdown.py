@@ -426,7 +426,11 @@ def describe(tl: ProcTimeline, seg: Seg, ms: str) -> str:
 
 
 def episode_peer(tl: ProcTimeline, seg: Seg) -> tuple[str, str] | None:
-    """(syscall, peer) of a netpoll wait: the socket syscall right before the park."""
+    """(syscall, peer) of a netpoll wait: the fd the park itself names, else the socket
+    syscall right before the park (the read that returned EAGAIN)."""
+    target = getattr(seg[3], "target", "")
+    if target and peer_of(target):
+        return (seg[3].op, peer_of(target))
     goid = seg[4]
     r = None
     if goid:

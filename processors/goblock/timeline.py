@@ -44,6 +44,20 @@ _START = itemgetter(0)
 _ARBITRATED = frozenset({PARK, GC_STW, GC_ASSIST})
 
 
+class WaitReason(str):
+    """A park's wait reason that also knows the fd it waited on (a netpoll park whose
+    receiver resolved the pollDesc's fd): equal to, and hashed as, the plain reason."""
+
+    target: str
+    op: str  # the syscall the wait is for, as far as known: "read" / "write"
+
+    def __new__(cls, reason: str, target: str, op: str = "read") -> WaitReason:
+        obj = super().__new__(cls, reason)
+        obj.target = target
+        obj.op = op
+        return obj
+
+
 def _overlapping(recs: list[Rec], start: int, end: int) -> list[Rec]:
     """Records of one sorted list overlapping [start, end].
 
@@ -241,7 +255,12 @@ class Timelines:
             goid = e.goid
             src = SOURCES.get(e.source, OTHER_SOURCE)
             if kind == "park":
-                rec: Rec = (start, end, PARK, e.attrs.get("reason") or "unknown", e.tid, src)
+                a = e.attrs
+                reason = a.get("reason") or "unknown"
+                if "fd_target" in a:
+                    op = "write" if a.get("mode") in ("w", "write") else "read"
+                    reason = WaitReason(reason, a["fd_target"], op)
+                rec: Rec = (start, end, PARK, reason, e.tid, src)
                 tl.park_sources.add(src)
             elif kind == "syscall":
                 a = e.attrs

@@ -403,3 +403,29 @@ async def test_scheduler_futex_on_the_goroutines_thread_is_run_queue_time() -> N
     assert a["goblock.syscall.ms"] == pytest.approx(1.0)
     rq = next(k for k in children(sink, 1) if k.name == "goblock: runqueue")
     assert attrs_of(rq)["goblock.runqueue.after"] == "go scheduler (waiting for a P)"
+
+
+@pytest.mark.parametrize(("mode", "verb"), [(None, "reading from"), ("w", "writing to")])
+async def test_a_netpoll_park_that_names_its_fd_gives_the_peer(mode: str | None, verb: str) -> None:
+    """The EAGAIN read before a netpoll park is too short to be emitted as a syscall
+    episode; a park event carrying the pollDesc's fd target names the peer instead."""
+    proc, sink, _ = make()
+    extra = {"mode": mode} if mode else {}
+    events = [
+        ev(
+            "park",
+            5,
+            95,
+            goid=GOID,
+            reason="IO wait",
+            fd_target="tcp 127.0.0.1:40000->10.0.0.7:6379",
+            **extra,
+        ),
+        marker(1, 100, GOID),
+    ]
+    await run(proc, events, request([(1, 0, 100)]))
+    a = attrs_of(app_span(sink, 1))
+    assert a["goblock.diagnosis"] == f"blocked 90 ms {verb} 10.0.0.7:6379 (netpoll wait)"
+    assert a["goblock.park.io_wait.ms"] == pytest.approx(90.0)
+    ep = next(k for k in children(sink, 1) if k.name == "goblock: IO wait")
+    assert attrs_of(ep)["goblock.peer.address"] == "10.0.0.7:6379"
