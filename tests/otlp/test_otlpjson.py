@@ -4,6 +4,7 @@ decode → encode → decode is stable for any request."""
 from __future__ import annotations
 
 import base64
+import json
 import math
 from typing import Any
 
@@ -452,3 +453,114 @@ def test_special_floats_and_base64_bytes() -> None:
         {"bytesValue": "AQID"},
     ]
     assert values[4] == {"intValue": "7"}
+
+
+# ---------------------------------------------------------- hostile input: only OTLPJSONError
+# OTLP-shaped JSON (the right keys at the right levels, so the decoder gets deep) whose
+# leaves are sometimes right and often wrong: wrong types, bad hex, out-of-range numbers.
+
+leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),
+    st.text(max_size=20),
+    st.binary(min_size=8, max_size=8).map(bytes.hex),
+    st.binary(min_size=16, max_size=16).map(bytes.hex),
+    st.sampled_from(
+        ["NaN", "Infinity", "-1", "18446744073709551616", "SPAN_KIND_SERVER", "AQID", "=="]
+    ),
+    st.lists(st.integers(), max_size=2),
+    st.just({}),
+)
+
+
+def opt(**fields: Any) -> Any:
+    return st.fixed_dictionaries({}, optional=fields)
+
+
+def listof(x: Any) -> Any:
+    return st.lists(x, max_size=3) | leaf
+
+
+anyvalue = st.recursive(
+    opt(stringValue=leaf, intValue=leaf, doubleValue=leaf, boolValue=leaf, bytesValue=leaf),
+    lambda inner: opt(
+        arrayValue=opt(values=listof(inner)),
+        kvlistValue=opt(values=listof(opt(key=leaf, value=inner))),
+    ),
+    max_leaves=6,
+)
+kvs = listof(opt(key=leaf, value=anyvalue | leaf))
+span_json = opt(
+    traceId=leaf,
+    spanId=leaf,
+    parentSpanId=leaf,
+    name=leaf,
+    kind=leaf,
+    flags=leaf,
+    startTimeUnixNano=leaf,
+    endTimeUnixNano=leaf,
+    attributes=kvs,
+    events=listof(opt(name=leaf, timeUnixNano=leaf, attributes=kvs)),
+    links=listof(opt(traceId=leaf, spanId=leaf, attributes=kvs)),
+    status=opt(code=leaf, message=leaf) | leaf,
+)
+traces_json = opt(
+    resourceSpans=listof(
+        opt(
+            resource=opt(attributes=kvs),
+            scopeSpans=listof(opt(scope=opt(name=leaf, version=leaf), spans=listof(span_json))),
+        )
+    )
+)
+exemplar_json = opt(traceId=leaf, spanId=leaf, asDouble=leaf, asInt=leaf, timeUnixNano=leaf)
+number_dp = opt(
+    asInt=leaf, asDouble=leaf, timeUnixNano=leaf, attributes=kvs, exemplars=listof(exemplar_json)
+)
+hist_dp = opt(
+    count=leaf, sum=leaf, bucketCounts=leaf, explicitBounds=leaf, exemplars=listof(exemplar_json)
+)
+metrics_json = opt(
+    resourceMetrics=listof(
+        opt(
+            scopeMetrics=listof(
+                opt(
+                    metrics=listof(
+                        opt(
+                            name=leaf,
+                            gauge=opt(dataPoints=listof(number_dp)),
+                            sum=opt(
+                                dataPoints=listof(number_dp),
+                                isMonotonic=leaf,
+                                aggregationTemporality=leaf,
+                            ),
+                            histogram=opt(dataPoints=listof(hist_dp)),
+                        )
+                    )
+                )
+            )
+        )
+    )
+)
+
+
+def _decodes_or_refuses(decode: Any, encode: Any, obj: Any) -> None:
+    try:
+        msg = decode(json.dumps(obj).encode())
+    except otlpjson.OTLPJSONError:
+        return
+    # accepted: then it survives a round trip (compared as bytes: NaN != NaN)
+    assert decode(encode(msg)).SerializeToString() == msg.SerializeToString()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(traces_json)
+def test_hostile_traces_json_decodes_or_raises_otlpjson_error(obj: Any) -> None:
+    _decodes_or_refuses(otlpjson.decode_traces, otlpjson.encode_traces, obj)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(metrics_json)
+def test_hostile_metrics_json_decodes_or_raises_otlpjson_error(obj: Any) -> None:
+    _decodes_or_refuses(otlpjson.decode_metrics, otlpjson.encode_metrics, obj)
