@@ -73,6 +73,7 @@ class EbpfReceiver(Component):
         self.targets: TargetSet | None = None
         self.clock = MonotonicClock(max_age_s=30.0)
         self._fds = FdResolver()
+        self._nr_info: dict[int, tuple[str, bool]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -266,16 +267,29 @@ class EbpfReceiver(Component):
             self._handle_proc([r for r in proc if r[3] == decode.PROC_EXIT])
 
     def _syscall_events(self, recs: list[tuple], off: int) -> list[Event]:
+        # the hot loop of a storm: per-nr naming is looked up once per nr, not per record
         out = []
+        append = out.append
         resolve = self._fds.resolve
+        info = self._nr_info
         for start, end, goid, ret, arg0, pid, tid, nr, _pad in recs:
-            attrs: dict[str, Any] = {"nr": nr, "name": syscall_name(nr), "ret": ret}
-            if takes_fd(nr):
+            ni = info.get(nr)
+            if ni is None:
+                ni = info[nr] = (syscall_name(nr), takes_fd(nr))
+            if ni[1]:
                 fd = arg0 & 0xFFFFFFFF
-                fd = fd - (1 << 32) if fd >= 1 << 31 else fd
-                attrs["fd"] = fd
-                attrs["fd_target"] = resolve(pid, fd) if fd >= 0 else ""
-            out.append(Event("syscall", pid, tid, goid, start + off, end + off, attrs, "ebpf"))
+                if fd >= 1 << 31:
+                    fd -= 1 << 32
+                attrs = {
+                    "nr": nr,
+                    "name": ni[0],
+                    "ret": ret,
+                    "fd": fd,
+                    "fd_target": resolve(pid, fd) if fd >= 0 else "",
+                }
+            else:
+                attrs = {"nr": nr, "name": ni[0], "ret": ret}
+            append(Event("syscall", pid, tid, goid, start + off, end + off, attrs, "ebpf"))
         return out
 
     def _handle_proc(self, recs: list[tuple]) -> None:
