@@ -90,9 +90,9 @@ func hangHandler(_ any, ctx context.Context, dec func(any) error, icpt grpc.Unar
 	return icpt(ctx, in, &grpc.UnaryServerInfo{FullMethod: methodHang}, h)
 }
 
-// uploadHandler is the slow reader of /grpc/flow: it sleeps the delay the client put in the
-// first message's metadata-free header (first 8 bytes, ms) before each Recv, so the
-// sender outruns the 64 KiB window and waits for WINDOW_UPDATEs.
+// uploadHandler is the slow reader of /grpc/flow: it sleeps, before every read after the
+// first, the delay the client put in the first message's first 4 bytes (big-endian ms),
+// so the sender outruns the 64 KiB window and waits for WINDOW_UPDATEs.
 func uploadHandler(_ any, stream grpc.ServerStream) error {
 	var total, n int
 	var delay time.Duration
