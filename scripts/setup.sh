@@ -32,10 +32,7 @@ if [ -d /usr/lib/python3/dist-packages/bcc ]; then
 fi
 
 # 3. Go builds (cached: each script skips when its sources are unchanged)
-for s in build_demo.sh build_jaeger.sh; do
-  if [ -f "scripts/$s" ]; then
-    log "running scripts/$s"
-    bash "scripts/$s"
-  fi
-done
+log "building the demo service (Go 1.26 and 1.27.3 variants) and Jaeger"
+bash scripts/build_demo.sh --go127
+bash scripts/build_jaeger.sh
 log "ready ($ROOT)"
