@@ -318,3 +318,47 @@ def _float_out(v: float) -> float | str:
 
 def _b64_out(v: bytes) -> str:
     return base64.b64encode(v).decode("ascii")
+
+
+# ------------------------------------------- hand-written encoders for the hottest messages
+# A 10-attribute span is 1 Span + 10 KeyValue + 10 AnyValue messages: KeyValue and AnyValue
+# are where encoding spends its time, so they skip the generic ListFields loop. Output is
+# identical to the generic encoder (the tests compare against json_format).
+
+
+def _encode_any_value(v: Any) -> dict[str, Any]:
+    which = v.WhichOneof("value")
+    if which == "string_value":
+        return {"stringValue": v.string_value}
+    if which == "int_value":
+        return {"intValue": str(v.int_value)}
+    if which == "bool_value":
+        return {"boolValue": v.bool_value}
+    if which == "double_value":
+        return {"doubleValue": _float_out(v.double_value)}
+    if which is None:
+        return {}
+    if which == "bytes_value":
+        return {"bytesValue": _b64_out(v.bytes_value)}
+    if which == "array_value":
+        return {
+            "arrayValue": {"values": [_encode_any_value(x) for x in v.array_value.values]}
+            if v.array_value.values
+            else {}
+        }
+    return {
+        "kvlistValue": {"values": [_encode_key_value(x) for x in v.kvlist_value.values]}
+        if v.kvlist_value.values
+        else {}
+    }
+
+
+def _encode_key_value(kv: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": kv.key} if kv.key else {}
+    if kv.HasField("value"):
+        out["value"] = _encode_any_value(kv.value)
+    return out
+
+
+_ENCODERS["opentelemetry.proto.common.v1.AnyValue"] = _encode_any_value
+_ENCODERS["opentelemetry.proto.common.v1.KeyValue"] = _encode_key_value
