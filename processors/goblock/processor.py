@@ -47,7 +47,7 @@ class GoblockProcessor(Component):
         self._cfg = config
         self._next = next_consumer
         self._log = settings.logger
-        self.timelines = Timelines(config.max_events)
+        self.timelines = Timelines(config.max_events, int(config.min_episode * 1e9))
         self._prefer = SOURCES[config.prefer_source]
         self._joiner = Joiner(
             self.timelines,
@@ -278,11 +278,10 @@ class GoblockProcessor(Component):
         if expired:
             self._m_expired.add(expired, self._attrs)
         cutoff = wall if final else wall - int(cfg.unjoined_after * 1e9)
-        min_ns = int(cfg.min_episode * 1e9)
         found: dict[int, list] = {}
         total = 0
         for pid, tl in self.timelines.procs.items():
-            segs = collect(tl, cutoff, min_ns, self._prefer)
+            segs = collect(tl, cutoff, self._prefer)
             if segs:
                 found[pid] = segs
                 total += len(segs)

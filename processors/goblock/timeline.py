@@ -28,6 +28,7 @@ from otel_goblock.processors.goblock.categories import (
     GRPC_FC,
     OFFCPU,
     PARK,
+    PARK_CAUSE,
     RUNQUEUE,
     SYSCALL,
     endpoint,
@@ -38,6 +39,12 @@ from otel_goblock.pdata import Event
 Rec = tuple[int, int, int, Any, int, int]  # start, end, code, detail, tid, src
 
 SOURCES = {"ebpf": 0, "gotrace": 1}
+# list kinds (also the `unsorted` tags): per goroutine, per thread, stop-the-world,
+# lineage children, TCP connections
+_GOID, _TID, _STW, _KIDS, _TCP = 0, 1, 2, 3, 4
+# kinds of goroutine intervals that are waits of their own when no span claims them
+# (plus parks with a known cause); kept at ingest as candidates for `unjoined`
+_CANDIDATE_CODES = frozenset({SYSCALL, GC_ASSIST, GRPC_FC})
 OTHER_SOURCE = 2
 _START = itemgetter(0)
 # kinds whose source is arbitrated per process when both receivers see it
@@ -84,13 +91,13 @@ class ProcTimeline:
     __slots__ = (
         "by_goid",
         "by_tid",
+        "candidates",
         "children",
         "claim_order",
         "claims",
         "done",
         "exe",
         "instants",
-        "judged_until",
         "markers",
         "park_sources",
         "pid",
@@ -112,10 +119,12 @@ class ProcTimeline:
         self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
         self.exe: str | None = None
         # windows joined spans claimed, per goroutine (key 0: every span, for the
-        # process-wide stop-the-world), in join order; how far unclaimed episodes were judged
+        # process-wide stop-the-world), in join order
         self.claims: dict[int, list[tuple[int, int]]] = {}
         self.claim_order: deque[tuple[int, int]] = deque()  # (end, goid) in join order
-        self.judged_until = 0
+        # waits that may turn out unclaimed, in ingest order:
+        # (start, end, code, detail, goid, tid, src)
+        self.candidates: deque[tuple[int, int, int, Any, int, int, int]] = deque()
 
     def claim(self, start: int, end: int, goroutines: Iterable[int]) -> None:
         """A span [start, end] covered these goroutines (and, always, the process)."""
@@ -207,8 +216,12 @@ class Timelines:
     """All processes' timelines plus the TCP events (indexed by connection, since the
     kernel reports TCP events from whatever task is current, often not the app's)."""
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(self, max_events: int, min_episode_ns: int = 0) -> None:
         self.procs: dict[int, ProcTimeline] = {}
+        self.min_episode_ns = min_episode_ns
+        # (time, pid, store, key) of every per-key list, in creation order: expiry visits
+        # only lists that may hold old events, never all of them (O(work), not O(keys))
+        self._touch: deque[tuple[int, int, int, Any]] = deque()
         self.tcp: dict[frozenset[str], list[tuple[int, dict[str, Any]]]] = {}
         self.max_events = max_events
         self.total = 0
@@ -229,6 +242,7 @@ class Timelines:
         procs = self.procs
         late = stored = 0
         latest = 0
+        min_ep = self.min_episode_ns
         for e in events:
             kind = e.kind
             start, end = e.start_ns, e.end_ns
@@ -245,6 +259,7 @@ class Timelines:
                 lst = self.tcp.get(key)
                 if lst is None:
                     lst = self.tcp[key] = []
+                    self._touch.append((start, -1, _TCP, key))
                 lst.append((start, a))
                 stored += 1
                 continue
@@ -288,6 +303,8 @@ class Timelines:
                 if stw and stw[-1][0] > start:
                     tl.unsorted.add((2, 0))
                 stw.append((start, end, GC_STW, e.attrs.get("reason") or "", e.tid, src))
+                if end - start >= min_ep:
+                    tl.candidates.append((start, end, GC_STW, stw[-1][3], 0, e.tid, src))
                 stored += 1
                 continue
             elif kind == "span_marker":
@@ -305,6 +322,7 @@ class Timelines:
                     kids = tl.children.get(parent)
                     if kids is None:
                         kids = tl.children[parent] = []
+                        self._touch.append((start, pid, _KIDS, parent))
                     kids.append((start, child))
                     stored += 1
                 continue
@@ -324,13 +342,20 @@ class Timelines:
                 lst = tl.by_goid.get(goid)
                 if lst is None:
                     lst = tl.by_goid[goid] = []
+                    self._touch.append((start, pid, _GOID, goid))
                 elif lst[-1][0] > start:
                     tl.unsorted.add((0, goid))
+                code = rec[2]
+                if end - start >= min_ep and (
+                    (code == PARK and rec[3] in PARK_CAUSE) or code in _CANDIDATE_CODES
+                ):
+                    tl.candidates.append((start, end, code, rec[3], goid, e.tid, src))
             else:
                 tid = e.tid
                 lst = tl.by_tid.get(tid)
                 if lst is None:
                     lst = tl.by_tid[tid] = []
+                    self._touch.append((start, pid, _TID, tid))
                 elif lst[-1][0] > start:
                     tl.unsorted.add((1, tid))
             lst.append(rec)
@@ -359,28 +384,58 @@ class Timelines:
         return dropped
 
     def expire(self, cutoff: int) -> int:
-        """Remove every event that ended before `cutoff` (ns); returns how many."""
+        """Remove every event that ended before `cutoff` (ns); returns how many.
+
+        Per-key lists are visited in the order they were created (then last visited):
+        a pass costs what it removes plus the few long-lived keys still holding old
+        events, not one step per goroutine ever seen."""
         removed = 0
         while self._batches and self._batches[0][0] < cutoff:
             self._batches.popleft()
-        for key in list(self.tcp):
-            lst = self.tcp[key]
-            if lst and lst[-1][0] < cutoff:
-                removed += len(lst)
-                del self.tcp[key]
-            elif lst and lst[0][0] < cutoff:
+        touch = self._touch
+        procs = self.procs
+        while touch and touch[0][0] < cutoff:
+            _, pid, store, key = touch.popleft()
+            if store == _TCP:
+                lst = self.tcp.get(key)
+                if lst is None:
+                    continue
                 keep = [x for x in lst if x[0] >= cutoff]
                 removed += len(lst) - len(keep)
-                self.tcp[key] = keep
-        for tl in self.procs.values():
-            for kind, store in ((0, tl.by_goid), (1, tl.by_tid)):
-                for key in list(store):
-                    n, lst = _expire_list(tl._sorted(kind, key, store[key]), cutoff)
-                    removed += n
-                    if lst:
-                        store[key] = lst
-                    else:
-                        del store[key]
+                if keep:
+                    self.tcp[key] = keep
+                    touch.append((max(keep[-1][0], cutoff), pid, store, key))
+                else:
+                    del self.tcp[key]
+                continue
+            tl = procs.get(pid)
+            if tl is None:
+                continue
+            if store == _KIDS:
+                kids = tl.children.get(key)
+                if kids is None:
+                    continue
+                keep_kids = [x for x in kids if x[0] >= cutoff]
+                removed += len(kids) - len(keep_kids)
+                if keep_kids:
+                    tl.children[key] = keep_kids
+                    touch.append((max(keep_kids[-1][0], cutoff), pid, store, key))
+                else:
+                    del tl.children[key]
+                continue
+            recs_store = tl.by_goid if store == _GOID else tl.by_tid
+            recs = recs_store.get(key)
+            if recs is None:
+                continue
+            n, recs = _expire_list(tl._sorted(store, key, recs), cutoff)
+            removed += n
+            if recs:
+                recs_store[key] = recs
+                touch.append((max(recs[-1][0], cutoff), pid, store, key))
+            else:
+                del recs_store[key]
+                tl.unsorted.discard((store, key))
+        for tl in procs.values():
             n, tl.stw = _expire_list(tl._sorted(2, 0, tl.stw), cutoff)
             removed += n
             markers = tl.markers
@@ -390,14 +445,6 @@ class Timelines:
                     break
                 del markers[k]
                 removed += 1
-            for parent in list(tl.children):
-                kids = tl.children[parent]
-                keep_kids = [x for x in kids if x[0] >= cutoff]
-                removed += len(kids) - len(keep_kids)
-                if keep_kids:
-                    tl.children[parent] = keep_kids
-                else:
-                    del tl.children[parent]
             if tl.instants and tl.instants[0][0] < cutoff:
                 keep_i = [x for x in tl.instants if x[0] >= cutoff]
                 removed += len(tl.instants) - len(keep_i)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-from bisect import bisect_left
-from operator import itemgetter
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -19,57 +17,29 @@ from otel_goblock.processors.goblock.breakdown import Seg
 from otel_goblock.processors.goblock.categories import (
     GC_ASSIST,
     GC_STW,
-    GRPC_FC,
     PARK,
-    PARK_CAUSE,
-    SYSCALL,
 )
 from otel_goblock.processors.goblock.join import fill_episode, new_span_id, put
 from otel_goblock.processors.goblock.timeline import ProcTimeline, Timelines
 
 SCOPE_NAME = "otel-goblock/goblock"
-_START = itemgetter(0)
 _rand = random.Random()
 
 
-def _judged(rec: tuple, min_ns: int) -> bool:
-    """Waits worth a span of their own: known park reasons (idle runtime goroutines, e.g.
-    "GC worker (idle)", are not waits of the program), syscalls of a known goroutine,
-    GC assist, flow control."""
-    code = rec[2]
-    if rec[1] - rec[0] < min_ns:
-        return False
-    if code == PARK:
-        return rec[3] in PARK_CAUSE
-    return code in (SYSCALL, GC_ASSIST, GRPC_FC)
-
-
-def collect(tl: ProcTimeline, cutoff: int, min_ns: int, prefer: int) -> list[Seg]:
-    """Unclaimed episodes of `tl` that started in [judged_until, cutoff); advances the
-    judged mark and forgets the claims it no longer needs."""
-    lo = tl.judged_until
-    if cutoff <= lo:
-        return []
-    arbitrate = len(tl.park_sources) > 1
+def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
+    """Unclaimed episodes of `tl` among the candidates that started before `cutoff`
+    (the timeline keeps them at ingest: parks with a known cause — idle runtime
+    goroutines such as "GC worker (idle)" are not waits of the program —, syscalls of
+    known goroutines, GC assist and stop-the-world, flow-control waits ≥ min_episode)."""
     out: list[Seg] = []
-    for goid, recs in tl.by_goid.items():
-        recs = tl._sorted(0, goid, recs)
-        i = bisect_left(recs, lo, key=_START)
-        j = bisect_left(recs, cutoff, i, key=_START)
-        for r in recs[i:j]:
-            if not _judged(r, min_ns):
-                continue
-            if arbitrate and r[2] in (PARK, GC_ASSIST) and r[5] != prefer:
-                continue
-            if not tl.claimed(goid, r[0], r[1]):
-                out.append((r[0], r[1], r[2], r[3], goid, r[4]))
-    for r in tl.stw:
-        if lo <= r[0] < cutoff and r[1] - r[0] >= min_ns:
-            if arbitrate and r[5] != prefer:
-                continue
-            if not tl.claimed(0, r[0], r[1]):
-                out.append((r[0], r[1], GC_STW, r[3], 0, r[4]))
-    tl.judged_until = cutoff
+    cands = tl.candidates
+    arbitrate = len(tl.park_sources) > 1
+    while cands and cands[0][0] < cutoff:
+        s, e, code, detail, goid, tid, src = cands.popleft()
+        if arbitrate and code in (PARK, GC_ASSIST, GC_STW) and src != prefer:
+            continue
+        if not tl.claimed(goid, s, e):  # goid 0 (stop-the-world): any span of the process
+            out.append((s, e, code, detail, goid, tid))
     tl.forget_claims(cutoff)
     return out
 

@@ -298,3 +298,25 @@ async def test_the_factory_builds_a_working_processor_from_config_alone() -> Non
     await proc.shutdown()
     assert attrs_of(app_span(sink, 1))["goblock.cause"] == "sleep"
     assert tel.total("goblock_spans_enriched", processor="goblock/e2e") == 1
+
+
+def test_expiry_forgets_whole_goroutines_and_keeps_long_waits() -> None:
+    from otel_goblock.processors.goblock.timeline import Timelines
+
+    tls = Timelines(1_000_000)
+    old = [ev("park", i, i + 1, goid=100 + i, reason="sleep") for i in range(1000)]
+    long_wait = ev("park", 0, 5000, goid=7, reason="select")  # still open past the cutoff
+    kids = [ev("lineage", 1, goid=1, parent_goid=1, child_goid=2)]
+    conn = [ev("tcp", 2, pid=0, type="retransmit", saddr="a", sport=1, daddr="b", dport=2)]
+    recent = [ev("park", 3000, 3001, goid=100, reason="sleep")]  # goroutine 100 lives on
+    tls.add([*old, long_wait, *kids, *conn, *recent])
+    removed = tls.expire(T0 + 2000 * MS)
+    tl = tls.procs[PID]
+    assert removed == 999 + 1 + 1 + 1  # 999 goroutines' parks (100's old one too), kids, tcp
+    assert set(tl.by_goid) == {7, 100}
+    assert [r[0] for r in tl.by_goid[100]] == [T0 + 3000 * MS]
+    assert tl.children == {} and tls.tcp == {}
+    assert tls.total == 2
+    # a later pass finds the survivors again, through the touch order
+    assert tls.expire(T0 + 6000 * MS) == 2
+    assert tl.by_goid == {}
