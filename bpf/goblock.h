@@ -19,6 +19,22 @@
 #define GOBLOCK_RING_PAGES 256 /* per ring buffer, power of two */
 #endif
 
+/* fd → file → inode walk, offsets from BTF (-D from the loader; 0 = unknown, no walk):
+ * task_struct.files, files_struct.fdt, fdtable.{fd,max_fds}, file.{f_inode,f_path.dentry},
+ * inode.{i_ino,i_mode}, dentry.d_name.name */
+#ifndef GOBLOCK_OFF_TASK_FILES
+#define GOBLOCK_OFF_TASK_FILES 0
+#define GOBLOCK_OFF_FILES_FDT 0
+#define GOBLOCK_OFF_FDT_FD 0
+#define GOBLOCK_OFF_FDT_MAX 0
+#define GOBLOCK_OFF_FILE_INODE 0
+#define GOBLOCK_OFF_FILE_DENTRY 0
+#define GOBLOCK_OFF_INODE_INO 0
+#define GOBLOCK_OFF_INODE_MODE 0
+#define GOBLOCK_OFF_DENTRY_NAME 0
+#endif
+#define GOBLOCK_FD_NAME_LEN 48
+
 #define GOBLOCK_MAX_TIDS 65536
 #define GOBLOCK_HIST_SLOTS 32  /* log2(µs) slots */
 
@@ -76,7 +92,9 @@ struct syscall_event {
     u32 pid;
     u32 tid;
     u32 nr;
-    u32 _pad;
+    u32 mode;       /* i_mode of the file arg0 named at sys_exit (0 = not an open fd) */
+    u64 ino;        /* its inode number */
+    char fd_name[GOBLOCK_FD_NAME_LEN]; /* its dentry name (basename, "[eventpoll]", ...) */
 };
 
 struct sched_event {
@@ -208,6 +226,39 @@ static __always_inline u64 read_goid(u32 goid_off)
     if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + goid_off)))
         return 0;
     return goid;
+}
+
+/* Identify the file behind `fd` of the current task while the syscall still holds it, so
+ * user space can name it even when the app closes the fd right after the syscall (a
+ * /proc/<pid>/fd lookup at decode time would be too late).  Kernel fields are read at
+ * BTF offsets; any failed read leaves mode = 0. */
+static __always_inline void fd_identity(u64 fd, u32 *mode, u64 *ino, char *name)
+{
+    if (!GOBLOCK_OFF_TASK_FILES || fd > 0xFFFFFF)
+        return;
+    u64 task = bpf_get_current_task();
+    u64 files = 0, fdt = 0, fdarr = 0, file = 0, inode = 0, dentry = 0, dname = 0;
+    u32 max_fds = 0;
+    u16 imode = 0;
+    if (bpf_probe_read_kernel(&files, 8, (void *)(task + GOBLOCK_OFF_TASK_FILES)) || !files)
+        return;
+    if (bpf_probe_read_kernel(&fdt, 8, (void *)(files + GOBLOCK_OFF_FILES_FDT)) || !fdt)
+        return;
+    if (bpf_probe_read_kernel(&max_fds, 4, (void *)(fdt + GOBLOCK_OFF_FDT_MAX)) || fd >= max_fds)
+        return;
+    if (bpf_probe_read_kernel(&fdarr, 8, (void *)(fdt + GOBLOCK_OFF_FDT_FD)) || !fdarr)
+        return;
+    if (bpf_probe_read_kernel(&file, 8, (void *)(fdarr + fd * 8)) || !file)
+        return;
+    if (bpf_probe_read_kernel(&inode, 8, (void *)(file + GOBLOCK_OFF_FILE_INODE)) || !inode)
+        return;
+    if (bpf_probe_read_kernel(&imode, 2, (void *)(inode + GOBLOCK_OFF_INODE_MODE)))
+        return;
+    bpf_probe_read_kernel(ino, 8, (void *)(inode + GOBLOCK_OFF_INODE_INO));
+    *mode = imode | 0x10000; /* bit 16: "an open fd", so a mode of 0 is still told apart */
+    if (!bpf_probe_read_kernel(&dentry, 8, (void *)(file + GOBLOCK_OFF_FILE_DENTRY)) && dentry &&
+        !bpf_probe_read_kernel(&dname, 8, (void *)(dentry + GOBLOCK_OFF_DENTRY_NAME)) && dname)
+        bpf_probe_read_kernel_str(name, GOBLOCK_FD_NAME_LEN, (void *)dname);
 }
 
 #endif /* GOBLOCK_H */

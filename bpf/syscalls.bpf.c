@@ -68,7 +68,10 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
             e->pid = pid_tgid >> 32;
             e->tid = tid;
             e->nr = s->nr;
-            e->_pad = 0;
+            e->mode = 0;
+            e->ino = 0;
+            __builtin_memset(e->fd_name, 0, sizeof(e->fd_name));
+            fd_identity(s->arg0, &e->mode, &e->ino, e->fd_name);
             syscall_events.ringbuf_submit(e, wakeup_flags());
         }
     }

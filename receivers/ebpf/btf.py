@@ -120,6 +120,25 @@ def vmlinux() -> BTF:
         return BTF(f.read())
 
 
+FD_WALK = (
+    ("GOBLOCK_OFF_TASK_FILES", "task_struct", "files"),
+    ("GOBLOCK_OFF_FILES_FDT", "files_struct", "fdt"),
+    ("GOBLOCK_OFF_FDT_FD", "fdtable", "fd"),
+    ("GOBLOCK_OFF_FDT_MAX", "fdtable", "max_fds"),
+    ("GOBLOCK_OFF_FILE_INODE", "file", "f_inode"),
+    ("GOBLOCK_OFF_FILE_DENTRY", "file", "f_path.dentry"),
+    ("GOBLOCK_OFF_INODE_INO", "inode", "i_ino"),
+    ("GOBLOCK_OFF_INODE_MODE", "inode", "i_mode"),
+    ("GOBLOCK_OFF_DENTRY_NAME", "dentry", "d_name.name"),
+)
+
+
+def fd_walk_offsets() -> tuple[tuple[str, int], ...]:
+    """Offsets for the BPF fd → file → inode/dentry walk (bpf/goblock.h fd_identity)."""
+    b = vmlinux()
+    return tuple((name, b.offset_of(s, path)) for name, s, path in FD_WALK)
+
+
 def task_fsbase_offset() -> int:
     """task_struct.thread.fsbase: where a Go thread's TLS base (g at FS-8) lives."""
     return vmlinux().offset_of("task_struct", "thread.fsbase")

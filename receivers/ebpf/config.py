@@ -43,7 +43,10 @@ class Config:
     # without this receiver; when true the collector fails at start with the doctor's text.
     required: bool = True
     ring_buffer_size: ByteSize = field(default_factory=lambda: ByteSize(1 << 20))
-    poll_interval: Duration = field(default_factory=lambda: Duration(0.1))
+    # records are mostly submitted without waking the poll thread (every 256th per CPU
+    # wakes it), so this is also the delay before an fd is resolved to its target: short
+    # enough that the fd is usually still open
+    poll_interval: Duration = field(default_factory=lambda: Duration(0.02))
     metrics_interval: Duration = field(default_factory=lambda: Duration(10.0))
     # batches handed to the pipeline but not yet consumed; beyond this, batches are dropped
     # and counted as lost (memory stays bounded when the pipeline is slower than the kernel)

@@ -58,8 +58,8 @@ def _tokens(codes: str) -> list[str]:
 
 SYSCALL_EVENT = Layout(
     "syscall_event",
-    "<QQQqQIIII",
-    ("start_ns", "end_ns", "goid", "ret", "arg0", "pid", "tid", "nr", "_pad"),
+    "<QQQqQIIIIQ48s",
+    ("start_ns", "end_ns", "goid", "ret", "arg0", "pid", "tid", "nr", "mode", "ino", "fd_name"),
 )
 SCHED_EVENT = Layout(
     "sched_event",

@@ -2,9 +2,10 @@
 
 `tcp 127.0.0.1:40312->127.0.0.1:5432` for sockets (4-tuple from /proc/<pid>/net/tcp{,6},
 matched by the socket inode that /proc/<pid>/fd/<n> names), a path for files,
-`pipe:[ino]` / `anon_inode:[eventpoll]` as the kernel names the rest.  Resolution happens
-in user space when the syscall episode is decoded (the fd is usually still open then);
-results are cached per (pid, fd) for `ttl_s` because an fd number can be reused after close.
+`pipe:[ino]` / `anon_inode:[eventpoll]` as the kernel names the rest.  The BPF side
+records the file's identity (mode, inode, dentry name) at sys_exit, while the syscall still
+holds the fd; naming happens here, when the episode is decoded — possibly after the app
+closed the fd, which the identity survives.  Answers are cached within one drained batch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import time
 
 _NET_TABLES = (
     ("tcp", "tcp", socket.AF_INET),
@@ -58,34 +58,78 @@ def read_socket_table(pid: int) -> dict[int, str]:
     return out
 
 
-class FdResolver:
-    def __init__(self, ttl_s: float = 1.0, max_entries: int = 65536) -> None:
-        self._ttl = ttl_s
-        self._max = max_entries
-        self._cache: dict[tuple[int, int], tuple[float, str]] = {}
-        self._sockets: dict[int, str] = {}
+S_IFMT, S_IFIFO, S_IFSOCK, S_IFREG = 0o170000, 0o010000, 0o140000, 0o100000
+KERNEL_IDENTITY = 0x10000  # bit set by bpf/goblock.h fd_identity: mode/ino/name are valid
 
-    def resolve(self, pid: int, fd: int) -> str:
-        """The fd's target, or "" when the fd is gone or unreadable."""
-        now = time.monotonic()
-        key = (pid, fd)
+
+class FdResolver:
+    """fd → target text.  With the kernel's identity of the file (mode, inode, dentry name
+    read while the syscall held the fd) the answer does not depend on the fd still being
+    open: pipes and sockets are named by inode, regular files by the path /proc shows while
+    the fd still names the same inode, else a path seen before for that inode, else the
+    basename.  Without it (no BTF), /proc/<pid>/fd is all there is."""
+
+    def __init__(self, max_entries: int = 65536) -> None:
+        self._max = max_entries
+        self._cache: dict[tuple[int, int, int], str] = {}
+        self._sockets: dict[int, str] = {}
+        self._paths: dict[int, str] = {}  # inode → path, for files closed before decode
+
+    def new_batch(self) -> None:
+        """Forget fd → target answers: the next records may be after a close and reuse."""
+        self._cache.clear()
+
+    def resolve(self, pid: int, fd: int, mode: int = 0, ino: int = 0, name: bytes = b"") -> str:
+        """The fd's target, or "" when it cannot be known."""
+        key = (pid, fd, ino)
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+        if hit is not None:
+            return hit
+        if mode & KERNEL_IDENTITY:
+            text = self._from_identity(pid, fd, mode & S_IFMT, ino, name)
+        else:
+            text = self._from_proc(pid, fd)
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[key] = text
+        return text
+
+    def _socket(self, pid: int, inode: int) -> str | None:
+        text = self._sockets.get(inode)
+        if text is None:
+            self._sockets = read_socket_table(pid)
+            text = self._sockets.get(inode)
+        return text
+
+    def _from_identity(self, pid: int, fd: int, typ: int, ino: int, name: bytes) -> str:
+        if typ == S_IFIFO:
+            return f"pipe:[{ino}]"
+        if typ == S_IFSOCK:
+            return self._socket(pid, ino) or f"socket:[{ino}]"
+        path = ""
+        try:
+            if os.stat(f"/proc/{pid}/fd/{fd}").st_ino == ino:
+                path = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+        if path:
+            if typ == S_IFREG:
+                if len(self._paths) >= self._max:
+                    self._paths.clear()
+                self._paths[ino] = path
+            return path
+        if ino in self._paths:
+            return self._paths[ino]
+        base = name.split(b"\0", 1)[0].decode(errors="replace")
+        return f"anon_inode:{base}" if typ == 0 else base
+
+    def _from_proc(self, pid: int, fd: int) -> str:
         try:
             link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             return ""
         if link.startswith("socket:["):
-            inode = int(link[8:-1])
-            text = self._sockets.get(inode)
-            if text is None:
-                self._sockets = read_socket_table(pid)
-                text = self._sockets.get(inode, link)
-            link = text
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        self._cache[key] = (now, link)
+            link = self._socket(pid, int(link[8:-1])) or link
         return link
 
     def forget_pid(self, pid: int) -> None:

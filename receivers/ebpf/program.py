@@ -49,6 +49,7 @@ class ProgramOptions:
     tcp: bool = True
     ring_pages: int = 256
     fsbase_offset: int = 0
+    fd_offsets: tuple[tuple[str, int], ...] = ()  # GOBLOCK_OFF_* → value, from BTF
 
 
 def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
@@ -66,6 +67,7 @@ def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
         f"-I{BPF_DIR}",
         f"-DGOBLOCK_RING_PAGES={opts.ring_pages}",
         f"-DGOBLOCK_FSBASE_OFF={opts.fsbase_offset}",
+        *(f"-D{name}={value}" for name, value in opts.fd_offsets),
         "-Wno-macro-redefined",
     ]
     if opts.syscalls:

@@ -127,7 +127,7 @@ class EbpfReceiver(Component):
         self._thread.start()
 
     def _load(self) -> Program:
-        from otel_goblock.receivers.ebpf.btf import task_fsbase_offset
+        from otel_goblock.receivers.ebpf.btf import fd_walk_offsets, task_fsbase_offset
 
         c = self._config
         try:
@@ -135,6 +135,11 @@ class EbpfReceiver(Component):
         except Exception as e:
             self._log.warning("ebpf: no BTF offset for task_struct.thread.fsbase (%s): goid = 0", e)
             fsbase = 0
+        try:
+            fd_offsets = fd_walk_offsets()
+        except Exception as e:
+            self._log.warning("ebpf: no BTF offsets for the fd walk (%s): fd targets by /proc", e)
+            fd_offsets = ()
         prog = Program(
             ProgramOptions(
                 syscalls=c.syscalls,
@@ -142,6 +147,7 @@ class EbpfReceiver(Component):
                 tcp=c.tcp,
                 ring_pages=max(1, int(c.ring_buffer_size) // PAGE),
                 fsbase_offset=fsbase,
+                fd_offsets=fd_offsets,
             )
         )
         try:
@@ -247,6 +253,7 @@ class EbpfReceiver(Component):
         events: list[Event] = []
         off = self.clock.offset_ns
         if self._sys_recs:
+            self._fds.new_batch()
             recs = list(self._sys_recs)
             del self._sys_recs[: len(recs)]
             events += self._syscall_events(recs, off)
@@ -272,7 +279,7 @@ class EbpfReceiver(Component):
         append = out.append
         resolve = self._fds.resolve
         info = self._nr_info
-        for start, end, goid, ret, arg0, pid, tid, nr, _pad in recs:
+        for start, end, goid, ret, arg0, pid, tid, nr, mode, ino, name in recs:
             ni = info.get(nr)
             if ni is None:
                 ni = info[nr] = (syscall_name(nr), takes_fd(nr))
@@ -285,7 +292,7 @@ class EbpfReceiver(Component):
                     "name": ni[0],
                     "ret": ret,
                     "fd": fd,
-                    "fd_target": resolve(pid, fd) if fd >= 0 else "",
+                    "fd_target": resolve(pid, fd, mode, ino, name) if fd >= 0 else "",
                 }
             else:
                 attrs = {"nr": nr, "name": ni[0], "ret": ret}
