@@ -35,6 +35,7 @@ class PipelineSpec:
     queue_size: int = 1000
     num_consumers: int = 10
     memory_limit: MemoryLimit | None = None
+    max_concurrent_streams: int = 0  # receiver gRPC option; 0 = the server's default
 
 
 def _pipeline_body(spec: PipelineSpec) -> dict[str, Any]:
@@ -50,10 +51,11 @@ def _pipeline_body(spec: PipelineSpec) -> dict[str, Any]:
             "spike_limit_mib": ml.spike_limit_mib,
         }
         chain = ["memory_limiter", "batch"]
+    grpc: dict[str, Any] = {"endpoint": f"127.0.0.1:{spec.receiver_port}"}
+    if spec.max_concurrent_streams:
+        grpc["max_concurrent_streams"] = spec.max_concurrent_streams
     return {
-        "receivers": {
-            "otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{spec.receiver_port}"}}}
-        },
+        "receivers": {"otlp": {"protocols": {"grpc": grpc}}},
         "processors": processors,
         "exporters": {
             "otlp_grpc": {

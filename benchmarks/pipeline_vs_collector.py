@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -82,8 +83,9 @@ LEGEND = """\
 columns: spans/s = at the sink over the window; CPU-s/100k = pipeline utime+stime per 100k
 spans delivered, from load start until the sink went quiet; cores = pipeline CPU / wall;
 peakRSS = VmHWM; refused = spans answered UNAVAILABLE; lost = accepted by the pipeline but
-never at the sink; other = share of the pipeline's core used by other processes (shared
-machine); runq = seconds the pipeline waited for a CPU per CPU-second it ran; loadc = CPU of
+never at the sink (negative: the pipeline took requests the client had given up on);
+run overload/s16 = with receiver max_concurrent_streams 16; other = share of the pipeline's
+core used by other processes (shared machine); runq = seconds the pipeline waited for a CPU per CPU-second it ran; loadc = CPU of
 load generators + sink / wall (near 1.0: the load side may be the limit)"""
 
 NICE = 0  # set from --nice: the same priority for every benchmark process
@@ -237,7 +239,9 @@ def scrape(port: int) -> dict[str, float]:
 @dataclass
 class LegResult:
     system: str
-    kind: str  # "max", "overload" (pipeline CPU-bound) or "slowsink" (downstream-bound)
+    # "max", "overload" (pipeline CPU-bound) or "slowsink" (downstream-bound); "/s16": with
+    # receiver max_concurrent_streams 16
+    kind: str
     ok: bool = True
     skipped: str = ""
     spans_per_s: float = 0.0
@@ -275,9 +279,10 @@ def run_leg(
     load: Load,
     memory_limit: MemoryLimit | None,
     sink_limit: float = 0.0,
+    max_streams: int | None = None,
 ) -> LegResult:
     res = LegResult(system, kind)
-    logdir = Path(tempfile.mkdtemp(prefix=f"{system}-{kind}-", dir=workdir))
+    logdir = Path(tempfile.mkdtemp(prefix=f"{system}-{kind.replace('/', '-')}-", dir=workdir))
     res.log = str(logdir)
     res.sink_limit_spans_per_s = sink_limit
     sink = Sink(args.load_cpu, logdir, sink_limit)
@@ -287,6 +292,7 @@ def run_leg(
         telemetry_port=free_port(),
         compression=args.compression,
         memory_limit=memory_limit,
+        max_concurrent_streams=args.max_concurrent_streams if max_streams is None else max_streams,
     )
     cfg = goblock_config(spec) if system == "goblock" else collector_config(spec)
     cfg_path = logdir / "config.yaml"
@@ -352,7 +358,7 @@ def run_leg(
         res.peak_rss_mb_max = res.peak_rss_mb
         res.offered_spans_per_s = load.rate
         res.lost_spans = res.load["accepted_spans"] - res.sink_spans_total
-        if spans == 0:
+        if spans == 0 and kind == "max":  # under overload, zero goodput is a result
             res.ok = False
             res.skipped = f"no spans reached the sink; see {logdir}/pipeline.stderr"
         return res
@@ -408,10 +414,10 @@ def stop_profiler(p: subprocess.Popen[bytes] | None, logdir: Path) -> str:
 
 def fmt_row(r: LegResult) -> str:
     if not r.ok:
-        return f"{r.system:<10} {r.kind:<9} SKIPPED: {r.skipped}"
+        return f"{r.system:<10} {r.kind:<13} SKIPPED: {r.skipped}"
     refused = r.load.get("refused_spans", 0)
     return (
-        f"{r.system:<10} {r.kind:<9} {r.spans_per_s:>12,.0f} {r.cpu_s_per_100k:>12.3f} "
+        f"{r.system:<10} {r.kind:<13} {r.spans_per_s:>12,.0f} {r.cpu_s_per_100k:>12.3f} "
         f"{r.cpu_cores:>6.2f} {r.peak_rss_mb:>9.1f} {refused:>12,} {r.lost_spans:>6} "
         f"{r.other_load_on_core:>6.2f} {r.runq_wait_per_cpu_s:>6.2f} {r.load_cpu_cores:>6.2f}"
     )
@@ -460,8 +466,23 @@ def main() -> int:
     ap.add_argument(
         "--overload-concurrency",
         type=int,
-        default=64,
-        help="in-flight requests per load proc in the overload run",
+        default=512,
+        help="in-flight cap per load proc in the overload legs: high, so the offered rate is "
+        "really offered (open loop) and requests pile up at the pipeline, as with many clients",
+    )
+    ap.add_argument(
+        "--max-concurrent-streams",
+        type=int,
+        default=0,
+        help="receiver grpc max_concurrent_streams for both systems in the max legs "
+        "(0: the server's default, unlimited)",
+    )
+    ap.add_argument(
+        "--overload-streams",
+        default="0,16",
+        help="receiver max_concurrent_streams values to run the overload legs with "
+        "(0: unlimited, every request in flight lands in the pipeline's memory; 16: the "
+        "clients queue the excess on their side)",
     )
     ap.add_argument("--limit-mib", type=int, default=250, help="memory_limiter limit_mib")
     ap.add_argument("--spike-limit-mib", type=int, default=50)
@@ -515,26 +536,27 @@ def main() -> int:
     over: list[LegResult] = []
     if args.overload_factor > 0:
         ml = MemoryLimit(args.limit_mib, args.spike_limit_mib)
-        for kind in ("overload", "slowsink"):
-            for system in systems:
-                if not best[system].ok:
-                    continue
-                top = best[system].spans_per_s
-                offered = args.overload_factor * top if kind == "overload" else top
-                sink_limit = top / args.overload_factor if kind == "slowsink" else 0.0
-                load = Load(
-                    args.load_procs,
-                    args.overload_concurrency,
-                    args.warmup + args.duration + 1,
-                    rate=offered,
-                )
-                r = run_leg(system, kind, args, workdir, load, ml, sink_limit)
-                over.append(r)
-                results["overload"].setdefault(kind, {})[system] = r.__dict__
-                print(f"{kind}: {fmt_row(r)}", file=sys.stderr)
+        streams = [int(x) for x in args.overload_streams.split(",") if x.strip()]
+        for mcs, kind, system in itertools.product(streams, ("overload", "slowsink"), systems):
+            if not best[system].ok:
+                continue
+            top = best[system].spans_per_s
+            offered = args.overload_factor * top if kind == "overload" else top
+            sink_limit = top / args.overload_factor if kind == "slowsink" else 0.0
+            load = Load(
+                args.load_procs,
+                args.overload_concurrency,
+                args.warmup + args.duration + 1,
+                rate=offered,
+            )
+            leg = f"{kind}" + (f"/s{mcs}" if mcs else "")
+            r = run_leg(system, leg, args, workdir, load, ml, sink_limit, mcs)
+            over.append(r)
+            results["overload"].setdefault(leg, {})[system] = r.__dict__
+            print(f"{leg}: {fmt_row(r)}", file=sys.stderr)
 
     header = (
-        f"{'system':<10} {'run':<9} {'spans/s':>12} {'CPU-s/100k':>12} {'cores':>6} "
+        f"{'system':<10} {'run':<13} {'spans/s':>12} {'CPU-s/100k':>12} {'cores':>6} "
         f"{'peakRSS MB':>9} {'refused':>12} {'lost':>6} {'other':>6} {'runq':>6} {'loadc':>6}"
     )
     print()
