@@ -84,9 +84,10 @@ columns: spans/s = at the sink over the window; CPU-s/100k = pipeline utime+stim
 spans delivered, from load start until the sink went quiet; cores = pipeline CPU / wall;
 peakRSS = VmHWM; refused = spans answered UNAVAILABLE; lost = accepted by the pipeline but
 never at the sink (negative: the pipeline took requests the client had given up on);
-run overload/s16 = with receiver max_concurrent_streams 16; other = share of the pipeline's
-core used by other processes (shared machine); runq = seconds the pipeline waited for a CPU per CPU-second it ran; loadc = CPU of
-load generators + sink / wall (near 1.0: the load side may be the limit)"""
+other = share of the pipeline's core used by other processes (shared machine); runq =
+seconds the pipeline waited for a CPU per CPU-second it ran; loadc = CPU of load generators
++ sink / wall (near 1.0: the load side may be the limit); run "/s16" = receiver
+max_concurrent_streams 16 (clients queue the excess on their side)"""
 
 NICE = 0  # set from --nice: the same priority for every benchmark process
 
