@@ -72,10 +72,10 @@ func setupTelemetry(ctx context.Context) (*telemetry, error) {
 	if os.Getenv("OTEL_BSP_SCHEDULE_DELAY") == "" {
 		bopts = append(bopts, sdktrace.WithBatchTimeout(defaultBatchDelay))
 	}
-	tp := sdktrace.NewTracerProvider(
+	tp := sdktrace.NewTracerProvider(append([]sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
 		sdktrace.WithBatcher(exp, bopts...),
-	)
+	}, goblockTraceOptions()...)...)
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(
 		propagation.TraceContext{}, propagation.Baggage{}))
