@@ -270,6 +270,8 @@ class GoblockProcessor(Component):
         held = self._held
         while held and held[0].deadline <= now:
             await self._send(self._enrich(held.popleft()))
+            # let receivers run between requests: a backlog must not stall the loop
+            await asyncio.sleep(0)
 
     async def _housekeeping(self, final: bool = False) -> None:
         wall = time.time_ns()

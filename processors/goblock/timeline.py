@@ -120,7 +120,7 @@ class ProcTimeline:
         self.exe: str | None = None
         # windows joined spans claimed, per goroutine (key 0: every span, for the
         # process-wide stop-the-world), in join order
-        self.claims: dict[int, list[tuple[int, int]]] = {}
+        self.claims: dict[int, deque[tuple[int, int]]] = {}
         self.claim_order: deque[tuple[int, int]] = deque()  # (end, goid) in join order
         # waits that may turn out unclaimed, in ingest order:
         # (start, end, code, detail, goid, tid, src)
@@ -131,7 +131,7 @@ class ProcTimeline:
         for key in (0, *goroutines):
             lst = self.claims.get(key)
             if lst is None:
-                lst = self.claims[key] = []
+                lst = self.claims[key] = deque()
             lst.append((start, end))
             self.claim_order.append((end, key))
 
@@ -142,7 +142,7 @@ class ProcTimeline:
             _, key = order.popleft()
             lst = claims.get(key)
             if lst:
-                del lst[0]
+                lst.popleft()
                 if not lst:
                     del claims[key]
 
