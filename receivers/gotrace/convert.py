@@ -7,6 +7,14 @@
 | MarkAssistInterval  | gc_assist   | the helper | —                                     |
 | GCInterval          | gc          | 0          | seq                                   |
 | Lineage             | lineage     | parent     | parent_goid, child_goid               |
+| UserLog goblock.span "end …"   | span_marker | the ender  | trace_id, span_id, phase="end"   |
+| UserLog goblock.span "start …" | span_start  | the starter| trace_id, span_id, phase="start" |
+
+The span logs are written by the app's goblocktrace SpanProcessor
+(examples/goblocktrace): `trace.Log(ctx, "goblock.span", "<start|end> <trace id> <span id>")`
+on the goroutine that starts / ends the span. `end` becomes the span marker, the same join
+key as the eBPF uprobe on `recordingSpan.End` (the goroutine that ended the span); `start`
+becomes a `span_start` event. Other user logs, and malformed span logs, are ignored.
 
 Intervals cut by the trace window (began before it, or still open at its end) carry
 `clipped: True`: their duration is a lower bound.
@@ -23,11 +31,39 @@ from otel_goblock.receivers.gotrace.parser import (
     ParkInterval,
     Record,
     STWInterval,
+    UserLog,
 )
 
 from otel_goblock.pdata import Event
 
 SOURCE = "gotrace"
+SPAN_LOG_CATEGORY = "goblock.span"
+_HEX = frozenset("0123456789abcdef")
+_PHASE_KIND = {"end": "span_marker", "start": "span_start"}
+
+
+def span_log_event(r: UserLog, pid: int) -> Event | None:
+    """The span marker (or span start) a goblocktrace log stands for; None when the log is
+    not one (another category, a malformed message, no goroutine)."""
+    if r.category != SPAN_LOG_CATEGORY or not r.goid:
+        return None
+    parts = r.message.split()
+    if len(parts) != 3:
+        return None
+    phase, trace_id, span_id = parts[0], parts[1].lower(), parts[2].lower()
+    kind = _PHASE_KIND.get(phase)
+    if (
+        kind is None
+        or len(trace_id) != 32
+        or len(span_id) != 16
+        or not _HEX.issuperset(trace_id)
+        or not _HEX.issuperset(span_id)
+        or trace_id == "0" * 32
+        or span_id == "0" * 16
+    ):
+        return None
+    attrs = {"trace_id": trace_id, "span_id": span_id, "phase": phase}
+    return Event(kind, pid, 0, r.goid, r.time_ns, r.time_ns, attrs, SOURCE)
 
 
 def to_events(records: Iterable[Record], pid: int, min_park_ns: int = 0) -> Iterator[Event]:
@@ -56,3 +92,7 @@ def to_events(records: Iterable[Record], pid: int, min_park_ns: int = 0) -> Iter
             if not (r.start_known and r.end_known):
                 attrs["clipped"] = True
             yield Event("gc", pid, 0, 0, r.start_ns, r.end_ns, attrs, SOURCE)
+        elif isinstance(r, UserLog):
+            marker = span_log_event(r, pid)
+            if marker is not None:
+                yield marker
