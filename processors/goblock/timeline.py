@@ -309,7 +309,7 @@ class Timelines:
                 continue
             elif kind == "span_marker":
                 a = e.attrs
-                key = (str(a.get("trace_id", "")).lower(), str(a.get("span_id", "")).lower())
+                key = (_hex(a.get("trace_id", "")), _hex(a.get("span_id", "")))
                 if key not in tl.markers:
                     tl.markers[key] = (goid, e.tid, start)
                     stored += 1
@@ -458,6 +458,11 @@ class Timelines:
                 del done[g]
         self.total = max(0, self.total - removed)
         return removed
+
+
+def _hex(v: object) -> str:
+    """A span marker id as lowercase hex (receivers send hex text; bytes are accepted)."""
+    return v.hex() if isinstance(v, bytes | bytearray) else str(v).lower()
 
 
 def _expire_list(recs: list[Rec], cutoff: int) -> tuple[int, list[Rec]]:
