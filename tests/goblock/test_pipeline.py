@@ -320,3 +320,27 @@ def test_expiry_forgets_whole_goroutines_and_keeps_long_waits() -> None:
     # a later pass finds the survivors again, through the touch order
     assert tls.expire(T0 + 6000 * MS) == 2
     assert tl.by_goid == {}
+
+
+async def test_unjoined_stop_the_world_counts_once_per_source_and_only_outside_spans() -> None:
+    proc, _sink, tel = make({"unjoined_after": "1s", "prefer_source": "gotrace"})
+    await proc.start(None)  # type: ignore[arg-type]
+    evs = _aged(
+        [
+            ev("gc_stw", 0, 5, reason="GC mark termination", source="ebpf"),
+            ev("gc_stw", 0.1, 5.1, reason="stop-the-world (GC mark termination)", source="gotrace"),
+            ev("gc_stw", 50, 60, reason="GC sweep termination", source="gotrace"),
+            ev("park", 40, 70, goid=3, reason="chan send", source="gotrace"),
+        ],
+        5,
+    )
+    await proc.consume_traces(events_only(evs))
+    # a span (no goroutine joined) covers the second stop-the-world: claimed
+    req = request([(1, 0, 0)])
+    s = req.resource_spans[0].scope_spans[0].spans[0]
+    s.start_time_unix_nano, s.end_time_unix_nano = evs[2].start_ns - MS, evs[2].end_ns + MS
+    await proc.consume_traces(Traces(raw=req.SerializeToString()))
+    await proc._housekeeping()
+    await proc.shutdown()
+    # gotrace's first stop-the-world (ebpf's twin ignored) and goroutine 3's park
+    assert tel.total("goblock_episodes_unjoined", action="drop") == 2
