@@ -206,6 +206,8 @@ class EbpfReceiver(Component):
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 10.0)
             self._thread = None
+        if self.targets is not None:
+            self.targets.close()
         if self.program is not None:
             prog, self.program = self.program, None
             await asyncio.to_thread(prog.close)

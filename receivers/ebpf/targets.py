@@ -13,9 +13,10 @@ import logging
 import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from otel_goblock.receivers.ebpf.gobinary import goid_offset
+from otel_goblock.receivers.ebpf.gobinary import dwarf_goid_offset, goid_offset
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class TargetSet:
         self._log = logger
         self.pids: dict[int, str] = {}  # pid → exe
         self._self = os.getpid()
+        # DWARF reads (0.1-0.3 s) run here, after the target is attached with the table's
+        # offset; one worker: binaries repeat, and the result is cached per binary
+        self._refiner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ebpf-dwarf")
 
     def matches(self, pid: int, comm: str, exe: str) -> bool:
         return pid != self._self and any(s.matches(pid, comm, exe) for s in self.specs)
@@ -84,7 +88,21 @@ class TargetSet:
         if pid not in self.pids:
             self._log.info("ebpf: attached pid %d (%s, %s, goid offset %d)", pid, comm, exe, off)
         self.pids[pid] = exe
+        if off:
+            self._refiner.submit(self._refine, pid, exe, off)
         return True
+
+    def _refine(self, pid: int, exe: str, table_off: int) -> None:
+        path = exe if exe.startswith("/") else f"/proc/{pid}/exe"
+        off = dwarf_goid_offset(path)
+        if off and off != table_off and self.pids.get(pid) == exe:
+            self._add(pid, off)
+            self._log.info(
+                "ebpf: pid %d: g.goid at %d per DWARF (table said %d)", pid, off, table_off
+            )
+
+    def close(self) -> None:
+        self._refiner.shutdown(wait=False, cancel_futures=True)
 
     def detach(self, pid: int) -> None:
         self._remove(pid)

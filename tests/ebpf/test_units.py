@@ -134,3 +134,10 @@ def test_histogram_buckets_follow_log2_microsecond_slots():
     attrs = {a.key: a.value for a in resets.attributes}
     assert resets.as_int == 7 and attrs["network.peer.address"].string_value == "127.0.0.1"
     assert attrs["direction"].string_value == "sent"
+
+
+def test_dwarf_goid_offset_of_an_unstripped_go_binary(gbfx):
+    from otel_goblock.receivers.ebpf.gobinary import dwarf_goid_offset
+
+    assert dwarf_goid_offset(str(gbfx)) == goid_offset(str(gbfx)) == 152  # Go 1.26
+    assert dwarf_goid_offset("/bin/sh") is None
