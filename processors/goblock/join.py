@@ -345,8 +345,14 @@ class Joiner:
     ) -> None:
         added = 0
         tcp = self.timelines.tcp
-        if tcp and an.targets:
-            for target in an.targets:
+        if tcp and an.goroutines:
+            # every goroutine of the span counts (children off the critical path too)
+            targets = set(an.targets)
+            for g in an.goroutines:
+                for r in tl.goroutine(g, start, end, self.prefer):
+                    if r[2] == SYSCALL and r[3][1]:
+                        targets.add(r[3][1])
+            for target in targets:
                 key = conn_key(target)
                 for t, a in tcp.get(key, ()) if key else ():
                     if start <= t <= end and a.get("type") != "probe" and added < MAX_SPAN_EVENTS:

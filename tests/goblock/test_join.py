@@ -236,3 +236,25 @@ async def test_an_episode_goes_to_the_innermost_span_of_its_goroutine() -> None:
     assert inner_kids == ["goblock: syscall write", "goblock: IO wait"]
     assert attrs_of(app_span(sink, 1))["goblock.park.io_wait.ms"] == pytest.approx(49.0)
     assert attrs_of(app_span(sink, 2))["goblock.park.io_wait.ms"] == pytest.approx(49.0)
+
+
+async def test_tcp_events_of_every_child_connection_reach_the_span() -> None:
+    """A retransmit on the connection of a child that was not the last to finish still
+    belongs to the span (its goroutines count for it)."""
+    proc, sink, _ = make()
+    events = [
+        *fanout_events(),
+        ev(
+            "tcp",
+            20,
+            pid=0,
+            type="retransmit",
+            saddr="127.0.0.1",
+            sport=40002,
+            daddr="10.0.0.2",
+            dport=80,
+        ),
+    ]
+    await run(proc, events, request([(1, 0, 100)]))
+    span = app_span(sink, 1)
+    assert [e.name for e in span.events] == ["tcp retransmit"]
