@@ -344,3 +344,20 @@ async def test_unjoined_stop_the_world_counts_once_per_source_and_only_outside_s
     await proc.shutdown()
     # gotrace's first stop-the-world (ebpf's twin ignored) and goroutine 3's park
     assert tel.total("goblock_episodes_unjoined", action="drop") == 2
+
+
+async def test_a_malformed_request_is_a_permanent_error() -> None:
+    from otel_goblock.consumer import PermanentError
+
+    proc, sink, _ = make()
+    await proc.consume_traces(events_only([ev("park", 0, 5, goid=1, reason="sleep")]))
+    with pytest.raises(PermanentError, match="malformed"):
+        await proc.consume_traces(Traces(raw=b"\x0a\xff\xff\xff\x0f\x01", span_count=1))
+    assert sink.got == []
+
+
+async def test_a_span_ending_before_it_starts_is_enriched_as_zero_length() -> None:
+    proc, sink, _ = make()
+    await run(proc, [marker(1, 10, 4)], request([(1, 10, 5)]))
+    a = attrs_of(app_span(sink, 1))
+    assert a["goblock.on_cpu.ms"] == 0.0 and a["goblock.goroutine.id"] == 4
