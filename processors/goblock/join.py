@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import random
 import struct
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -241,18 +242,37 @@ class Joined:
     order: int
 
 
-def _owned_by_inner(seg: Seg, j: Joined, mine: tuple[int, int], rivals: list[Joined]) -> bool:
-    mid = (seg[0] + seg[1]) // 2
-    goid = seg[4]
-    for r in rivals:
-        if (
-            r is not j
-            and r.start <= mid <= r.end
-            and (r.end - r.start, r.order) < mine
-            and goid in r.an.goroutines
-        ):
-            return True
-    return False
+class Rivals:
+    """The joined spans of one trace in one request, for episode ownership: an episode
+    goes to the innermost span covering it (shortest, then first) whose goroutines
+    include the one that waited. Sorted by start so a lookup only looks at the spans
+    that began just before the episode (sequential siblings do not overlap), never at
+    all of them: a trace of thousands of spans on one goroutine stays linear."""
+
+    __slots__ = ("items", "starts")
+
+    def __init__(self, group: list[Joined]) -> None:
+        self.items = sorted(group, key=lambda j: j.start)
+        self.starts = [j.start for j in self.items]
+
+    def owned_by_inner(self, seg: Seg, j: Joined, mine: tuple[int, int]) -> bool:
+        mid = (seg[0] + seg[1]) // 2
+        goid = seg[4]
+        items = self.items
+        k = bisect_right(self.starts, mid) - 1
+        looked = 0
+        while k >= 0 and looked < 16:
+            r = items[k]
+            if (
+                r is not j
+                and mid <= r.end
+                and (r.end - r.start, r.order) < mine
+                and goid in r.an.goroutines
+            ):
+                return True
+            k -= 1
+            looked += 1
+        return False
 
 
 class Joiner:
@@ -291,7 +311,7 @@ class Joiner:
             _keepalive(bd, tl, an, start, end)
         return Joined(span, tl, goid, join, has_attr, an, bd, start, end, out, order)
 
-    def finish(self, j: Joined, rivals: list[Joined] | None) -> int:
+    def finish(self, j: Joined, rivals: Rivals | None) -> int:
         """Write a prepared span; returns how many episode spans it got. `rivals` are the
         other joined spans of its trace in the same request: an episode goes to the
         innermost span covering it (a DB span inside a handler span on one goroutine),
@@ -303,7 +323,7 @@ class Joiner:
             trace, parent = span.trace_id, span.span_id
             mine = (j.end - j.start, j.order)
             for seg in bd.episodes:
-                if rivals and _owned_by_inner(seg, j, mine, rivals):
+                if rivals is not None and rivals.owned_by_inner(seg, j, mine):
                     continue
                 j.out.append(episode_entry(tl, seg, trace, parent))
                 n += 1

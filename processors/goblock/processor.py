@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_goblock.processors.goblock.config import Config
-from otel_goblock.processors.goblock.join import Joined, Joiner
+from otel_goblock.processors.goblock.join import Joined, Joiner, Rivals
 from otel_goblock.processors.goblock.peerpid import PeerPidResolver
 from otel_goblock.processors.goblock.routing import (
     PidCache,
@@ -240,9 +240,9 @@ class GoblockProcessor(Component):
             for j in prepared:
                 if j.goid and j.bd.episodes:
                     by_trace.setdefault(j.span.trace_id, []).append(j)
+            rivals = {t: Rivals(g) for t, g in by_trace.items() if len(g) > 1}
             for j in prepared:
-                group = by_trace.get(j.span.trace_id) if j.goid else None
-                episodes += joiner.finish(j, group if group and len(group) > 1 else None)
+                episodes += joiner.finish(j, rivals.get(j.span.trace_id) if j.goid else None)
                 joined += bool(j.goid)
             for ss, children in scopes:
                 if children:

@@ -258,3 +258,21 @@ async def test_tcp_events_of_every_child_connection_reach_the_span() -> None:
     await run(proc, events, request([(1, 0, 100)]))
     span = app_span(sink, 1)
     assert [e.name for e in span.events] == ["tcp retransmit"]
+
+
+async def test_many_sequential_child_spans_on_one_goroutine_each_own_their_wait() -> None:
+    """A batch loop: 400 DB spans one after another under one parent, all on goroutine 5."""
+    proc, sink, _ = make({"min_episode": "500us"})
+    n = 400
+    req = request([(0, 0, 2 * n + 1)] + [(i, 2 * i - 1, 2 * i) for i in range(1, n + 1)])
+    for s in req.resource_spans[0].scope_spans[0].spans:
+        s.trace_id = trace_id(0)
+    events = [marker(0, 2 * n + 1, 5, trace_id=trace_id(0).hex())]
+    for i in range(1, n + 1):
+        events.append(ev("park", 2 * i - 0.9, 2 * i - 0.1, goid=5, reason="IO wait"))
+        events.append(marker(i, 2 * i, 5, trace_id=trace_id(0).hex()))
+    await run(proc, events, req)
+    kids = [s for s in sink.spans() if s.name == "goblock: IO wait"]
+    assert len(kids) == n  # once each, under its own DB span
+    assert {k.parent_span_id for k in kids} == {span_id(i) for i in range(1, n + 1)}
+    assert attrs_of(app_span(sink, 0))["goblock.park.io_wait.ms"] == pytest.approx(0.8 * n)
