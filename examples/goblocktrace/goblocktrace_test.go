@@ -3,10 +3,13 @@ package goblocktrace
 import (
 	"bytes"
 	"context"
+	"os"
 	"runtime/trace"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	oteltrace "go.opentelemetry.io/otel/trace"
 )
 
 func TestMessageFormat(t *testing.T) {
@@ -54,4 +57,35 @@ func BenchmarkOnEndTracingOff(b *testing.B) {
 	for b.Loop() {
 		p.OnEnd(ro)
 	}
+}
+
+// TestCrossGoroutineTrace writes, when GOBLOCKTRACE_TRACE_OUT names a file, an execution
+// trace in which one goroutine starts a span and another sleeps 20 ms and ends it
+// (otel-goblock's tests/gotrace/test_span_logs.py reads it with the Python parser).
+func TestCrossGoroutineTrace(t *testing.T) {
+	path := os.Getenv("GOBLOCKTRACE_TRACE_OUT")
+	if path == "" {
+		t.Skip("GOBLOCKTRACE_TRACE_OUT not set")
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(New()))
+	if err := trace.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	handoff := make(chan oteltrace.Span)
+	done := make(chan struct{})
+	go func() {
+		s := <-handoff
+		time.Sleep(20 * time.Millisecond)
+		s.End()
+		close(done)
+	}()
+	_, s := tp.Tracer("t").Start(context.Background(), "handed-off")
+	handoff <- s
+	<-done
+	trace.Stop()
 }

@@ -66,15 +66,50 @@ def span_log_event(r: UserLog, pid: int) -> Event | None:
     return Event(kind, pid, 0, r.goid, r.time_ns, r.time_ns, attrs, SOURCE)
 
 
-def to_events(records: Iterable[Record], pid: int, min_park_ns: int = 0) -> Iterator[Event]:
+# A park cut by the end of one window continues into the next only across a gap this
+# short (one request round trip); a failed fetch leaves a longer gap, bridged by nothing.
+MAX_BRIDGE_NS = 1_000_000_000
+
+
+class ParkCarry:
+    """Parks still open when one pulled window ended, carried into the next window.
+
+    Go's tracer gives a goroutine that is already waiting when a trace starts no block
+    reason (its GoStatus event has none), so without this a wait that crosses a window
+    boundary would read as `unknown` in its second piece, and the round trip between the
+    two windows would be unexplained. With it, the second piece takes the first piece's
+    reason and starts where the first was cut: the wait is whole again. Only for
+    consecutive windows of one endpoint (files of a directory need not be consecutive).
+    """
+
+    def __init__(self) -> None:
+        self.previous: dict[int, tuple[int, str]] = {}  # goid → (cut at ns, reason)
+        self.current: dict[int, tuple[int, str]] = {}
+
+    def next_window(self) -> None:
+        self.previous, self.current = self.current, {}
+
+
+def to_events(
+    records: Iterable[Record], pid: int, min_park_ns: int = 0, carry: ParkCarry | None = None
+) -> Iterator[Event]:
     for r in records:
         if isinstance(r, ParkInterval):
-            if r.end_ns - r.start_ns < min_park_ns:
+            start, reason = r.start_ns, r.reason
+            if carry is not None:
+                if not r.start_known:
+                    prev = carry.previous.pop(r.goid, None)
+                    if prev is not None and 0 <= start - prev[0] <= MAX_BRIDGE_NS:
+                        start = prev[0]
+                        reason = reason or prev[1]
+                if not r.end_known:
+                    carry.current[r.goid] = (r.end_ns, reason)
+            if r.end_ns - start < min_park_ns:
                 continue
-            attrs: dict = {"reason": r.reason or "unknown", "unblocked_by": r.unblocked_by}
+            attrs: dict = {"reason": reason or "unknown", "unblocked_by": r.unblocked_by}
             if not (r.start_known and r.end_known):
                 attrs["clipped"] = True
-            yield Event("park", pid, 0, r.goid, r.start_ns, r.end_ns, attrs, SOURCE)
+            yield Event("park", pid, 0, r.goid, start, r.end_ns, attrs, SOURCE)
         elif isinstance(r, Lineage):
             if r.parent_goid:
                 attrs = {"parent_goid": r.parent_goid, "child_goid": r.child_goid}

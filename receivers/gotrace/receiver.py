@@ -34,7 +34,7 @@ from typing import BinaryIO
 from urllib.parse import urlparse
 
 from otel_goblock.receivers.gotrace.config import Config
-from otel_goblock.receivers.gotrace.convert import SOURCE, to_events
+from otel_goblock.receivers.gotrace.convert import SOURCE, ParkCarry, to_events
 from otel_goblock.receivers.gotrace.parser import TraceParseError, TraceReader
 from otel_goblock.receivers.gotrace.peerpid import listening_pid
 
@@ -75,6 +75,8 @@ class GoTraceReceiver(Component):
         # Set at shutdown: a parse still running in its worker thread stops delivering.
         self._stopping = threading.Event()
         self.active_parses = 0  # worker threads still parsing (tests watch it reach 0)
+        # endpoint mode: waits still open at the end of one window, continued in the next
+        self._carry: ParkCarry | None = ParkCarry() if config.endpoint is not None else None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -237,8 +239,11 @@ class GoTraceReceiver(Component):
                 offset = _end_anchored_offset(stream, end_wall_ns)
                 stream.seek(0)
             reader = TraceReader(stream, wall_offset_ns=offset, start_wall_ns=start_wall_ns)
+            carry = self._carry
+            if carry is not None:
+                carry.next_window()  # windows are parsed one at a time, in order
             batch: list[Event] = []
-            for ev in to_events(reader.records(), pid, int(cfg.min_park * 1e9)):
+            for ev in to_events(reader.records(), pid, int(cfg.min_park * 1e9), carry):
                 batch.append(ev)
                 if len(batch) >= cfg.max_batch_events:
                     self._deliver(batch)

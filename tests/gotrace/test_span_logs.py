@@ -1,0 +1,149 @@
+"""goblocktrace span logs → span markers, and waits carried across pulled windows.
+
+The first tests feed the converter parser records (its real input); the last one runs the
+goblocktrace Go package's own test program, which records a real execution trace with a
+span started on one goroutine and ended on another, and reads it with the parser.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from gotrace_fixtures import go_binary
+from otel_goblock.receivers.gotrace.convert import (
+    SPAN_LOG_CATEGORY,
+    ParkCarry,
+    span_log_event,
+    to_events,
+)
+from otel_goblock.receivers.gotrace.parser import ParkInterval, UserLog, parse_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+TID = "0af7651916cd43dd8448eb211c80319c"
+SID = "b7ad6b7169203331"
+MS = 1_000_000
+
+
+def log(message: str, goid: int = 7, category: str = SPAN_LOG_CATEGORY) -> UserLog:
+    return UserLog(goid, 0, category, message, 1_000)
+
+
+def test_end_log_is_a_span_marker_of_the_logging_goroutine() -> None:
+    e = span_log_event(log(f"end {TID} {SID}", goid=19), pid=4242)
+    assert e is not None
+    assert (e.kind, e.pid, e.goid, e.tid, e.start_ns, e.end_ns) == (
+        "span_marker",
+        4242,
+        19,
+        0,
+        1_000,
+        1_000,
+    )
+    assert e.attrs == {"trace_id": TID, "span_id": SID, "phase": "end"}
+    assert e.source == "gotrace"
+
+
+def test_start_log_is_a_span_start() -> None:
+    e = span_log_event(log(f"start {TID} {SID}"), pid=1)
+    assert e is not None and e.kind == "span_start" and e.attrs["phase"] == "start"
+
+
+def test_ids_are_normalized_to_lower_case() -> None:
+    e = span_log_event(log(f"end {TID.upper()} {SID.upper()}"), pid=1)
+    assert e is not None and e.attrs["trace_id"] == TID and e.attrs["span_id"] == SID
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"end {TID}",
+        f"end {TID} {SID} extra",
+        f"stop {TID} {SID}",
+        f"end {TID[:-1]} {SID}",
+        f"end {TID} {SID}0",
+        f"end {'g' * 32} {SID}",
+        f"end {'0' * 32} {SID}",
+        f"end {TID} {'0' * 16}",
+        "",
+    ],
+)
+def test_malformed_span_logs_are_ignored(message: str) -> None:
+    assert span_log_event(log(message), pid=1) is None
+
+
+def test_other_categories_and_goroutine_zero_are_ignored() -> None:
+    assert span_log_event(log(f"end {TID} {SID}", category="app"), pid=1) is None
+    assert span_log_event(log(f"end {TID} {SID}", goid=0), pid=1) is None
+
+
+def park(goid: int, a_ms: int, b_ms: int, reason: str, start_known=True, end_known=True):
+    return ParkInterval(goid, a_ms * MS, b_ms * MS, reason, 0, start_known, end_known)
+
+
+def test_a_wait_across_two_windows_keeps_its_reason_and_covers_the_gap() -> None:
+    carry = ParkCarry()
+    carry.next_window()
+    first = list(to_events([park(5, 100, 1000, "select", end_known=False)], 1, 0, carry))
+    carry.next_window()
+    # Go gives no reason for a goroutine already waiting when the next trace starts
+    second = list(to_events([park(5, 1002, 1080, "", start_known=False)], 1, 0, carry))
+    assert first[0].attrs["reason"] == "select"
+    assert second[0].attrs["reason"] == "select"
+    assert (second[0].start_ns, second[0].end_ns) == (1000 * MS, 1080 * MS)
+    assert second[0].attrs["clipped"] is True
+
+
+def test_a_wait_across_three_windows_keeps_its_reason() -> None:
+    carry = ParkCarry()
+    for window in (
+        [park(5, 0, 1000, "chan receive", end_known=False)],
+        [park(5, 1001, 2000, "", start_known=False, end_known=False)],
+    ):
+        carry.next_window()
+        list(to_events(window, 1, 0, carry))
+    carry.next_window()
+    last = list(to_events([park(5, 2001, 2050, "", start_known=False)], 1, 0, carry))
+    assert last[0].attrs["reason"] == "chan receive" and last[0].start_ns == 2000 * MS
+
+
+def test_no_bridge_over_a_long_gap_or_without_carry() -> None:
+    carry = ParkCarry()
+    carry.next_window()
+    list(to_events([park(5, 0, 1000, "sleep", end_known=False)], 1, 0, carry))
+    carry.next_window()  # a failed fetch: the next window starts 5 s later
+    late = list(to_events([park(5, 6000, 6050, "", start_known=False)], 1, 0, carry))
+    assert late[0].attrs["reason"] == "unknown" and late[0].start_ns == 6000 * MS
+    alone = list(to_events([park(5, 6000, 6050, "", start_known=False)], 1, 0))
+    assert alone[0].attrs["reason"] == "unknown"
+
+
+def test_real_trace_span_started_and_ended_on_different_goroutines(tmp_path: Path) -> None:
+    """goblocktrace's TestCrossGoroutineTrace starts a span on one goroutine, hands it to
+    another that sleeps then ends it: the start log and the end log name two goroutines,
+    and the ender's sleep is in the same trace."""
+    out = tmp_path / "cross.trace"
+    env = dict(os.environ, GOBLOCKTRACE_TRACE_OUT=str(out), GOFLAGS="-mod=readonly")
+    subprocess.run(
+        [go_binary(), "test", "-count=1", "-run", "TestCrossGoroutineTrace", "."],
+        cwd=ROOT / "examples" / "goblocktrace",
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    records = list(parse_trace(out))
+    events = list(to_events(records, 1))
+    starts = [e for e in events if e.kind == "span_start"]
+    ends = [e for e in events if e.kind == "span_marker"]
+    assert len(starts) == 1 and len(ends) == 1
+    assert starts[0].attrs["span_id"] == ends[0].attrs["span_id"]
+    assert starts[0].goid != ends[0].goid
+    sleeps = [
+        e
+        for e in events
+        if e.kind == "park" and e.goid == ends[0].goid and e.attrs["reason"] == "sleep"
+    ]
+    assert sleeps and starts[0].start_ns <= sleeps[0].start_ns <= ends[0].start_ns
