@@ -9,6 +9,7 @@ only observed ones are parsed into a private copy the processor may edit.
 
 from __future__ import annotations
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 PID_ATTR = "process.pid"
@@ -90,7 +91,10 @@ class PidCache:
         try:
             return self._cache[resource_bytes]
         except KeyError:
-            pid = pid_of_resource(Resource.FromString(resource_bytes))
+            try:
+                pid = pid_of_resource(Resource.FromString(resource_bytes))
+            except DecodeError:
+                pid = None  # the request's parse will say what is wrong, if anything
             if len(self._cache) >= self._max:
                 self._cache.clear()
             self._cache[resource_bytes] = pid
