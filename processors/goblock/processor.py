@@ -183,7 +183,10 @@ class GoblockProcessor(Component):
                 if not keep:
                     return None, _without_events(data), data.span_count
                 mine = b"".join(raw[a:b] for a, b in keep)
-                msg = ExportTraceServiceRequest.FromString(mine)
+                try:
+                    msg = ExportTraceServiceRequest.FromString(mine)
+                except DecodeError as e:
+                    raise PermanentError(f"malformed OTLP traces request: {e}") from e
                 if len(keep) == len(ranges):
                     return (msg, pids), None, 0
                 kept = set(keep)
