@@ -431,7 +431,7 @@ def grpc_events(records: Iterable[GrpcEvent], clock: _Clock) -> list[Event]:
 # ---------------------------------------------------------------- metrics
 
 # explicit bounds (ms) of the flow-control wait histogram: 1 ms (the default threshold)
-# to 10 s, roughly ×2.5 per bucket
+# to 10 s, roughly x2.5 per bucket
 WAIT_BOUNDS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0)
 
 
@@ -517,8 +517,18 @@ def grpc_metrics(
                     explicit_bounds=WAIT_BOUNDS_MS,
                 )
         for name, desc, counter, keys in (
-            ("goblock.grpc.goaways", "HTTP/2 GOAWAY frames", goaways.get(pid), ("code", "direction")),
-            ("goblock.grpc.pings", "HTTP/2 PING frames", pings.get(pid), ("conn", "direction", "ack")),
+            (
+                "goblock.grpc.goaways",
+                "HTTP/2 GOAWAY frames",
+                goaways.get(pid),
+                ("code", "direction"),
+            ),
+            (
+                "goblock.grpc.pings",
+                "HTTP/2 PING frames",
+                pings.get(pid),
+                ("conn", "direction", "ack"),
+            ),
         ):
             if not counter:
                 continue
