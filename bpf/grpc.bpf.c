@@ -89,6 +89,8 @@ struct grpc_offsets {
     u32 loopy_framer;    /* loopyWriter.framer */
     u32 loopy_goaway_fn; /* loopyWriter.ssGoAwayHandler: closure {fn, t} of t.outgoingGoAwayHandler */
     u32 flags;           /* GRPC_O_* */
+    u32 srv_min_time;    /* http2Server.kep.MinTime (time.Duration); 0 = unknown */
+    u32 cli_ka_time;     /* http2Client.kp.Time */
     u32 _pad;
 };
 
@@ -100,7 +102,9 @@ struct grpc_event {
     u32 pid;
     u32 tid;
     u32 stream_id;       /* write / window update: stream; goaway: last stream id */
-    u32 value;           /* write: bytes; window update: increment; goaway: error code */
+    u32 value;           /* write: bytes; window update: increment; goaway: error code;
+                          * ping received: the transport's keepalive setting in ms (server:
+                          * enforcement MinTime, client: keepalive Time) */
     u8 kind;             /* GRPC_* */
     u8 flags;            /* GRPC_F_* */
     u8 debug_len;        /* bytes valid in `debug` */
@@ -340,6 +344,9 @@ static __always_inline int grpc_ping_recv(struct pt_regs *ctx, u8 server)
         bpf_probe_read_user(e->data, 8, (void *)(f + o->ping_data));
         e->flags |= GRPC_F_DECODED;
     }
+    u32 ka = server ? o->srv_min_time : o->cli_ka_time;
+    if (ka)
+        e->value = grpc_u64(t, ka) / 1000000;
     grpc_events.ringbuf_submit(e, 0);
     return 0;
 }

@@ -235,6 +235,8 @@ def _dwarf_offsets(binary: GoBinary) -> tuple[dict[str, int], list[str]]:
         "srv_framer": (T + "http2Server", "framer"),
         "loopy_framer": (T + "loopyWriter", "framer"),
         "loopy_goaway_fn": (T + "loopyWriter", "ssGoAwayHandler"),
+        "srv_min_time": (T + "http2Server", "kep.MinTime"),
+        "cli_ka_time": (T + "http2Client", "kp.Time"),
     }.items():
         v = fo(typ, fld)
         o[key] = v or 0
@@ -402,6 +404,10 @@ def grpc_events(records: Iterable[GrpcEvent], clock: _Clock) -> list[Event]:
                 data = bytes(r.data)
                 attrs["purpose"] = _PING_PURPOSE.get(data, "other")
                 attrs["data"] = data.hex()
+            if r.value and not flags & F_SENT:
+                # the receiving transport's own setting, read beside the frame
+                key = "enforcement_min_time_ms" if flags & F_SERVER else "keepalive_time_ms"
+                attrs[key] = r.value
         elif kind == GRPC_GOAWAY:
             attrs.update(type="goaway")
             if flags & F_DECODED:
