@@ -91,6 +91,9 @@ struct grpc_offsets {
     u32 flags;           /* GRPC_O_* */
     u32 srv_min_time;    /* http2Server.kep.MinTime (time.Duration); 0 = unknown */
     u32 cli_ka_time;     /* http2Client.kp.Time */
+    u32 cli_loopy;       /* http2Client.loopy; 0 = unknown */
+    u32 srv_loopy;       /* http2Server.loopy */
+    u32 loopy_oiws;      /* loopyWriter.oiws: the peer's initial stream window */
     u32 _pad;
 };
 
@@ -109,7 +112,8 @@ struct grpc_event {
     u8 flags;            /* GRPC_F_* */
     u8 debug_len;        /* bytes valid in `debug` */
     u8 _pad[5];
-    u8 data[8];          /* ping payload (keepalive: zeros; BDP and drain pings are fixed) */
+    u8 data[8];          /* ping: payload (keepalive: zeros; BDP and drain pings are fixed);
+                          * write wait: u32 little-endian peer initial stream window */
     char debug[GRPC_DEBUG_LEN]; /* goaway debug data, close error text (truncated) */
 };
 
@@ -287,6 +291,11 @@ int grpc_write_ret(struct pt_regs *ctx)
             e->stream_id = w->stream_id;
             e->value = w->bytes;
             e->flags = GRPC_F_SENT | (w->server ? GRPC_F_SERVER : 0);
+            u32 lo = w->server ? o->srv_loopy : o->cli_loopy;
+            if (lo && o->loopy_oiws) {
+                u32 win = grpc_u32(grpc_u64(w->conn, lo), o->loopy_oiws);
+                __builtin_memcpy(e->data, &win, 4);
+            }
             grpc_events.ringbuf_submit(e, 0);
         }
     }

@@ -237,6 +237,9 @@ def _dwarf_offsets(binary: GoBinary) -> tuple[dict[str, int], list[str]]:
         "loopy_goaway_fn": (T + "loopyWriter", "ssGoAwayHandler"),
         "srv_min_time": (T + "http2Server", "kep.MinTime"),
         "cli_ka_time": (T + "http2Client", "kp.Time"),
+        "cli_loopy": (T + "http2Client", "loopy"),
+        "srv_loopy": (T + "http2Server", "loopy"),
+        "loopy_oiws": (T + "loopyWriter", "oiws"),
     }.items():
         v = fo(typ, fld)
         o[key] = v or 0
@@ -394,6 +397,9 @@ def grpc_events(records: Iterable[GrpcEvent], clock: _Clock) -> list[Event]:
         kind = r.kind
         if kind == GRPC_WRITE_WAIT:
             attrs.update(type="flow_control_wait", stream_id=r.stream_id, bytes=r.value)
+            window = int.from_bytes(bytes(r.data[:4]), "little")
+            if window:
+                attrs["stream_window"] = window
         elif kind == GRPC_WINDOW_UPDATE:
             attrs.update(type="window_update")
             if flags & F_DECODED:
