@@ -272,6 +272,42 @@ def pipeline_argv(system: str, cfg_path: Path, goblock: str = "") -> list[str] |
     return [exe, "run", "--config", str(cfg_path)] if exe else None
 
 
+def preflight(system: str, args: argparse.Namespace, workdir: Path) -> str:
+    """Validate the generated config with the system's own `validate` sub-command.
+
+    Why: the two configs are built from one spec, but each product's schema decides; a
+    config drift (a renamed option, a component missing from the build) must stop the leg
+    with the product's own message, not show up as a slow or empty run. "" means valid."""
+    spec = PipelineSpec(
+        receiver_port=free_port(),
+        sink_endpoint="127.0.0.1:1",
+        telemetry_port=free_port(),
+        compression=args.compression,
+        memory_limit=MemoryLimit(args.limit_mib, args.spike_limit_mib),
+        max_concurrent_streams=16,
+    )
+    cfg = goblock_config(spec) if system == "goblock" else collector_config(spec)
+    path = workdir / f"{system}-preflight.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    if system == "collector":
+        argv = [str(BIN / "otelcol-bench"), "validate", "--config", str(path)]
+    else:
+        exe = goblock_bin(args.goblock_bin)
+        if exe is None:
+            where = args.goblock_bin or ".venv/bin/otel-goblock"
+            return f"otel-goblock is not installed ({where} not found)"
+        argv = [exe, "validate", "--config", str(path)]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{system} validate failed to run: {e}"
+    if p.returncode != 0:
+        return f"{system} rejects the benchmark config ({path}):\n    " + "\n    ".join(
+            (p.stderr or p.stdout).strip().splitlines()[-8:]
+        )
+    return ""
+
+
 def run_leg(
     system: str,
     kind: str,
@@ -519,14 +555,22 @@ def main() -> int:
 
     results: dict[str, Any] = {"max": {}, "overload": {}, "rounds": []}
     per_system: dict[str, list[LegResult]] = {s: [] for s in systems}
+    invalid = {s: why for s in systems if (why := preflight(s, args, workdir))}
+    for s, why in invalid.items():
+        print(f"skipping {s}: {why}", file=sys.stderr)
     for rnd in range(args.rounds):
         for system in systems:
+            if system in invalid:
+                continue
             load = Load(args.load_procs, args.concurrency, args.warmup + args.duration + 1)
             r = run_leg(system, "max", args, workdir, load, None)
             print(f"round {rnd + 1}: {fmt_row(r)}", file=sys.stderr)
             per_system[system].append(r)
             results["rounds"].append(r.__dict__)
-    best = {s: median_result(rs) for s, rs in per_system.items()}
+    best = {
+        s: median_result(rs) if rs else LegResult(s, "max", ok=False, skipped=invalid[s])
+        for s, rs in per_system.items()
+    }
     for s, r in best.items():
         results["max"][s] = r.__dict__
 
