@@ -11,14 +11,18 @@ Measured per system, over a window after warm-up:
   * spans/s sustained, counted at the sink (what actually went through);
   * CPU-seconds per 100k spans: utime+stime of the pipeline's process tree (/proc/<pid>/stat);
   * peak RSS (kernel VmHWM, and the sampled tree RSS);
-and the ratios otel-goblock / collector. Then an overload run per system at --overload-factor
-x its own measured maximum with memory_limiter on: peak RSS and refused spans.
+and the ratios otel-goblock / collector. Then overload legs per system with memory_limiter
+on: "overload" (open loop at --overload-factor x its own measured maximum) and "slowsink"
+(the sink capped at max / factor), each with the receiver's max_concurrent_streams
+unlimited and 16 (--overload-streams): goodput, peak RSS and refused spans.
+See benchmarks/pipeline_vs_collector.md for the columns and the last results.
 
 Why this shape: spans per CPU-second is the number that decides whether a node agent is
 affordable, and the sink count (not the generator's) is the honest throughput. The
 collector binary is built by scripts/build_otelcol.sh (collector v0.165.0 / v1.71.0).
 
-Run:  .venv/bin/python benchmarks/pipeline_vs_collector.py --out out/bench.json
+Run:  .venv/bin/python benchmarks/pipeline_vs_collector.py --rounds 3 --out out/bench.json
+      (about 8 minutes; --overload-factor 0 skips the overload legs)
 """
 
 from __future__ import annotations
