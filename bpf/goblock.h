@@ -42,6 +42,7 @@
 #define CFG_SYSCALL_THRESHOLD_NS 0
 #define CFG_OFFCPU_THRESHOLD_NS 1
 #define CFG_TCP_PROBE_INTERVAL_NS 2
+#define CFG_PARK_THRESHOLD_NS 3
 #define CFG_MAX 4
 
 /* loss counter indices (per-CPU array) */
@@ -49,7 +50,8 @@
 #define LOST_SCHED 1
 #define LOST_TCP 2
 #define LOST_PROC 3
-#define LOST_MAX 4
+#define LOST_GO 4
+#define LOST_MAX 5
 
 /* sched event kinds */
 #define SCHED_OFFCPU 1
@@ -137,6 +139,31 @@ struct proc_event {
     u8 _pad[7];
     char comm[16];
     char filename[GOBLOCK_FILENAME_LEN];
+};
+
+/* Go runtime uprobe records (bpf/goruntime.bpf.c) */
+#define GO_PARK 1       /* interval: goroutine parked with `reason` (waitReason) */
+#define GO_STW 2        /* interval: stop-the-world, `reason` = stwReason */
+#define GO_ASSIST 3     /* interval: gcAssistAlloc on goroutine `goid` */
+#define GO_LINEAGE 4    /* instant: `aux` (parent goid) created `goid` */
+#define GO_SPAN_END 5   /* instant: span (trace_id, span_id) ended on `goid` */
+#define GO_GC_START 6   /* instant: a GC cycle starts */
+#define PARK_END_READY 1    /* go_event.flags: runtime.ready made it runnable */
+#define PARK_END_RESUMED 2  /* seen running again (syscall, span end): netpoll wakeups */
+
+struct go_event {
+    u64 start_ns;   /* CLOCK_MONOTONIC */
+    u64 end_ns;
+    u64 goid;
+    u64 aux;        /* GO_LINEAGE: parent goid */
+    u32 pid;
+    u32 tid;
+    u8 kind;        /* GO_* */
+    u8 reason;      /* waitReason / stwReason as numbered by this binary */
+    u8 flags;       /* GO_PARK: PARK_END_* */
+    u8 _pad[5];
+    u8 trace_id[16];
+    u8 span_id[8];
 };
 
 /* histogram keys */

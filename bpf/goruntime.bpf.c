@@ -1,7 +1,8 @@
 /* Go runtime uprobes: goroutine parks with wait reasons, GC stop-the-world and mark
  * assist, goroutine lineage, and span ends of the OTel Go SDK (DESIGN §5).
  *
- * Compiled in the same BCC module as goblock.h (shared maps: targets, config, lost).
+ * Compiled in the same BCC module as goblock.h (shared maps: targets, config, lost; the
+ * go_event record and its constants are there too), before syscalls.bpf.c.
  * Uprobes are attached per target pid, so only target processes ever hit them.
  * Register use follows Go's internal ABI: g in R14 (amd64) / R28 (arm64); integer
  * arguments in AX BX CX DI SI R8-R11 (amd64) / R0-R15 (arm64). Functions that run on the
@@ -9,6 +10,7 @@
  * Function exits are uprobes on RET instructions found by disassembly: uretprobes
  * corrupt Go's moving stacks and are never used.
  */
+#include "goblock.h"
 
 #ifdef GOBLOCK_ARCH_ARM64
 #define GO_G(ctx) ((ctx)->regs[28])
@@ -24,39 +26,9 @@
 #define GO_RET1(ctx) ((ctx)->ax)
 #endif
 
-/* go_event kinds */
-#define GO_PARK 1       /* interval: goroutine parked with `reason` */
-#define GO_STW 2        /* interval: stop-the-world, `reason` = stwReason */
-#define GO_ASSIST 3     /* interval: gcAssistAlloc on goroutine `goid` */
-#define GO_LINEAGE 4    /* instant: `aux` (parent goid) created `goid` */
-#define GO_SPAN_END 5   /* instant: span (trace_id, span_id) ended on `goid` */
-#define GO_GC_START 6   /* instant: a GC cycle starts */
-
-/* park end causes (go_event.flags) */
-#define PARK_END_READY 1    /* runtime.ready made it runnable */
-#define PARK_END_RESUMED 2  /* seen running again (syscall, span end): netpoll wakeups */
-
-/* config indices beyond goblock.h's */
-#define CFG_PARK_THRESHOLD_NS 3
-
 struct go_offsets {
     u32 goid;       /* runtime.g.goid */
     u32 span_ctx;   /* sdk/trace.recordingSpan.spanContext; 0 = no span markers */
-};
-
-struct go_event {
-    u64 start_ns;   /* CLOCK_MONOTONIC */
-    u64 end_ns;
-    u64 goid;
-    u64 aux;        /* GO_LINEAGE: parent goid */
-    u32 pid;
-    u32 tid;
-    u8 kind;        /* GO_* */
-    u8 reason;      /* waitReason / stwReason as numbered by this binary */
-    u8 flags;
-    u8 _pad[5];
-    u8 trace_id[16];
-    u8 span_id[8];
 };
 
 struct park_key {
@@ -88,7 +60,6 @@ BPF_TABLE("lru_hash", struct park_key, u64, go_assists, 16384);
 BPF_HASH(go_stw, u32, struct park_state, 4096);
 BPF_HASH(go_newproc_parent, u32, u64, 4096);  /* tid → parent goid (newproc1 entry) */
 BPF_HASH(go_park_agg, struct park_agg_key, struct park_agg_val, 4096);
-BPF_PERCPU_ARRAY(go_lost, u64, 1);
 BPF_RINGBUF_OUTPUT(go_events, GOBLOCK_RING_PAGES);
 
 static __always_inline struct go_offsets *go_target(u32 pid)
@@ -108,10 +79,7 @@ static __always_inline struct go_event *go_reserve(void)
 {
     struct go_event *e = go_events.ringbuf_reserve(sizeof(struct go_event));
     if (!e) {
-        u32 zero = 0;
-        u64 *v = go_lost.lookup(&zero);
-        if (v)
-            (*v)++;
+        count_lost(LOST_GO);
         return 0;
     }
     __builtin_memset(e, 0, sizeof(*e));
@@ -183,7 +151,14 @@ int go_ready(struct pt_regs *ctx)
 
 /* Goroutines woken by the netpoller (injectglist) never pass through ready(): their
  * park ends when they are seen running again; their next syscall is the usual sign.
- * Attached to raw_syscalls:sys_enter by name (the syscalls program has its own). */
+ * With the syscalls concern on, its sys_enter calls go_resumed(); otherwise this program
+ * is attached to raw_syscalls:sys_enter by name. */
+static __always_inline void go_resumed(u32 pid, u64 goid, u64 now)
+{
+    if (goid)
+        park_close(pid, goid, now, PARK_END_RESUMED);
+}
+
 int go_sys_enter(void *args)
 {
     u64 id = bpf_get_current_pid_tgid();

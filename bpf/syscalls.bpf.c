@@ -36,6 +36,9 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter)
     syscall_start.update(&tid, &s);
     if (t->goid_off)
         tid_goid.update(&tid, &s.goid);
+#ifdef GOBLOCK_GORUNTIME
+    go_resumed(tgid, s.goid, s.ts);  /* a goroutine in a syscall is no longer parked */
+#endif
     return 0;
 }
 

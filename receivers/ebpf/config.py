@@ -31,11 +31,33 @@ class Target:
 
 
 @dataclass
+class GoRuntime:
+    """Go runtime uprobes (issue 5). Each family can be turned off; see the README for
+    what each costs per hit and per request."""
+
+    parks: bool = True  # gopark/ready/goexit1: goroutine parks with their wait reason
+    gc: bool = True  # gcStart, stop-the-world, mark assist
+    lineage: bool = True  # newproc1: parent → child goroutines
+    span_markers: bool = True  # OTel SDK recordingSpan.End: span ↔ goroutine
+    # parks shorter than this are summed in the kernel per (pid, reason), not emitted
+    park_threshold: Duration = field(default_factory=lambda: Duration(0.001))
+
+    def families(self) -> set[str]:
+        return {f for f in ("parks", "gc", "lineage", "span_markers") if getattr(self, f)}
+
+    def validate(self) -> list[str]:
+        if self.park_threshold < 0:
+            return [f"park_threshold: expected a duration >= 0, got {self.park_threshold}"]
+        return []
+
+
+@dataclass
 class Config:
     targets: list[Target] = field(default_factory=list)
     syscalls: bool = True
     sched: bool = True
     tcp: bool = True
+    go_runtime: GoRuntime = field(default_factory=GoRuntime)
     syscall_threshold: Duration = field(default_factory=lambda: Duration(0.001))
     offcpu_threshold: Duration = field(default_factory=lambda: Duration(0.001))
     tcp_probe_interval: Duration = field(default_factory=lambda: Duration(1.0))
@@ -56,8 +78,10 @@ class Config:
         problems = []
         if not self.targets:
             problems.append("targets: expected at least one {pid | exe | comm}, got none")
-        if not (self.syscalls or self.sched or self.tcp):
-            problems.append("syscalls/sched/tcp: expected at least one enabled, got all false")
+        if not (self.syscalls or self.sched or self.tcp or self.go_runtime.families()):
+            problems.append(
+                "syscalls/sched/tcp/go_runtime: expected at least one enabled, got all false"
+            )
         size = int(self.ring_buffer_size)
         if size < 4096 or size & (size - 1):
             problems.append(f"ring_buffer_size: expected a power of two ≥ 4096 bytes, got {size}")

@@ -94,7 +94,25 @@ PROC_EVENT = Layout(
     "<QIIB7x16s128s",
     ("ts_ns", "pid", "tid", "kind", "_pad", "comm", "filename"),
 )
-LAYOUTS = (SYSCALL_EVENT, SCHED_EVENT, TCP_EVENT, PROC_EVENT)
+GO_EVENT = Layout(
+    "go_event",
+    "<QQQQIIBBB5x16s8s",
+    (
+        "start_ns",
+        "end_ns",
+        "goid",
+        "aux",
+        "pid",
+        "tid",
+        "kind",
+        "reason",
+        "flags",
+        "_pad",
+        "trace_id",
+        "span_id",
+    ),
+)
+LAYOUTS = (SYSCALL_EVENT, SCHED_EVENT, TCP_EVENT, PROC_EVENT, GO_EVENT)
 
 # constants mirrored from goblock.h (the layout test checks them too)
 SCHED_OFFCPU, SCHED_RUNQ = 1, 2
@@ -110,6 +128,8 @@ TCP_TYPES = {
     7: "error",
 }
 PROC_EXEC, PROC_EXIT = 1, 2
+GO_PARK, GO_STW, GO_ASSIST, GO_LINEAGE, GO_SPAN_END, GO_GC_START = 1, 2, 3, 4, 5, 6
+PARK_ENDS = {1: "ready", 2: "resumed"}
 TCP_STATES = {
     1: "ESTABLISHED",
     2: "SYN_SENT",
@@ -133,6 +153,7 @@ unpack_syscall = _SYSCALL.unpack_from
 unpack_sched = _SCHED.unpack_from
 unpack_tcp = _TCP.unpack_from
 unpack_proc = _PROC.unpack_from
+unpack_go = GO_EVENT.struct.unpack_from
 
 
 def addr_text(family: int, raw: bytes) -> str:
@@ -210,3 +231,48 @@ def tcp_event(rec: tuple, to_wall: int) -> Event:
     elif name in ("retransmit", "reset_sent"):
         attrs["state"] = TCP_STATES.get(new, str(new))
     return Event("tcp", pid, tid, 0, ts + to_wall, ts + to_wall, attrs, "ebpf")
+
+
+def go_event(
+    rec: tuple, to_wall: int, wait_reasons: dict[int, str], stw_reasons: dict[int, str]
+) -> Event | None:
+    """A Go runtime uprobe record as an Event; reasons are named by the target binary's own
+    tables (waitReason numbering changes between Go releases, DESIGN §5)."""
+    start, end, goid, aux, pid, tid, kind, reason, flags, trace_id, span_id = rec
+    start += to_wall
+    end += to_wall
+    if kind == GO_PARK:
+        name = wait_reasons.get(reason) or f"waitReason({reason})"
+        return Event(
+            "park",
+            pid,
+            tid,
+            goid,
+            start,
+            end,
+            {"reason": name, "end": PARK_ENDS.get(flags, "")},
+            "ebpf",
+        )
+    if kind == GO_SPAN_END:
+        return Event(
+            "span_marker",
+            pid,
+            tid,
+            goid,
+            start,
+            end,
+            {"trace_id": trace_id.hex(), "span_id": span_id.hex()},
+            "ebpf",
+        )
+    if kind == GO_LINEAGE:
+        return Event(
+            "lineage", pid, tid, goid, start, end, {"parent_goid": aux, "child_goid": goid}, "ebpf"
+        )
+    if kind == GO_STW:
+        name = stw_reasons.get(reason) or f"stwReason({reason})"
+        return Event("gc_stw", pid, tid, 0, start, end, {"reason": name}, "ebpf")
+    if kind == GO_ASSIST:
+        return Event("gc_assist", pid, tid, goid, start, end, {}, "ebpf")
+    if kind == GO_GC_START:
+        return Event("gc_start", pid, tid, 0, start, end, {}, "ebpf")
+    return None

@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_goblock.receivers.ebpf.program import CFG_PARK_THRESHOLD_NS
+
 from otel_goblock.golang.binary import GoBinary, open_go_binary
 from otel_goblock.golang.elfimage import GoBinaryError
 
@@ -45,27 +47,8 @@ FAMILIES: dict[str, list[tuple[str, str, str]]] = {
     "span_markers": [(SPAN_END, "go_span_end", "entry")],
 }
 
-GO_PARK, GO_STW, GO_ASSIST, GO_LINEAGE, GO_SPAN_END, GO_GC_START = 1, 2, 3, 4, 5, 6
+
 _PLANS: dict[int, tuple[GoBinary, GoProbePlan]] = {}  # by GoBinary (itself cached per file)
-
-
-class GoEvent(ct.Structure):
-    """struct go_event of bpf/goruntime.bpf.c (tests check the size against BCC's)."""
-
-    _fields_ = [
-        ("start_ns", ct.c_uint64),
-        ("end_ns", ct.c_uint64),
-        ("goid", ct.c_uint64),
-        ("aux", ct.c_uint64),
-        ("pid", ct.c_uint32),
-        ("tid", ct.c_uint32),
-        ("kind", ct.c_uint8),
-        ("reason", ct.c_uint8),
-        ("flags", ct.c_uint8),
-        ("_pad", ct.c_uint8 * 5),
-        ("trace_id", ct.c_uint8 * 16),
-        ("span_id", ct.c_uint8 * 8),
-    ]
 
 
 @dataclass
@@ -119,12 +102,14 @@ def plan_for(path: str) -> GoProbePlan:
         raise GoBinaryError(
             f"{path}: {layout.log_line(path)}: rebuild without -ldflags=-w to observe it"
         )
-    degraded = [layout.log_line(path)] if layout.source != "dwarf" or layout.lost else []
     span_ctx = 0
     if binary.symbols.function(SPAN_END) is not None:
         span_ctx = binary.field_offset(RECORDING_SPAN, "spanContext") or 0
-        if not span_ctx:
-            degraded.append("span markers off: they need the OTel SDK's DWARF (binary stripped)")
+    # one line says what this binary costs us (stripped: offsets from the table, no span
+    # markers, no GOAWAY decoding); the receiver logs it once per binary
+    degraded = [layout.log_line(path)] if layout.source != "dwarf" or layout.lost else []
+    if binary.symbols.function(SPAN_END) is not None and not span_ctx and not degraded:
+        degraded.append(f"{path}: span markers off: no DWARF for the OTel SDK's recordingSpan")
     plan = GoProbePlan(
         path,
         binary.buildinfo.go_version,
@@ -151,17 +136,25 @@ def plan_for(path: str) -> GoProbePlan:
 class GoRuntimeProbes:
     """Attaches the runtime probe families of one BCC module to target processes."""
 
-    def __init__(self, bpf: Any, families: set[str], park_threshold_ns: int) -> None:
+    def __init__(
+        self, bpf: Any, families: set[str], park_threshold_ns: int, own_sys_enter: bool = True
+    ) -> None:
+        """`own_sys_enter`: attach go_sys_enter (parks end at the goroutine's next
+        syscall); False when the syscalls program of the same module already does it."""
         self._bpf = bpf
         self.families = families
         self._attached: dict[int, tuple[GoProbePlan, list[int]]] = {}
+        self._said: set[str] = set()  # binaries whose degraded note was logged
         self._sys_enter = False
-        bpf["config"][ct.c_int(3)] = ct.c_uint64(park_threshold_ns)
-        if "parks" in families:
+        bpf["config"][ct.c_int(CFG_PARK_THRESHOLD_NS)] = ct.c_uint64(park_threshold_ns)
+        if "parks" in families and own_sys_enter:
             bpf.attach_tracepoint(tp="raw_syscalls:sys_enter", fn_name="go_sys_enter")
             self._sys_enter = True
 
     def attach(self, pid: int, exe: str) -> GoProbePlan:
+        """Attach every enabled family to `pid` (idempotent: a pid is attached once)."""
+        if pid in self._attached:
+            return self._attached[pid][0]
         plan = plan_for(exe)
         offsets = self._bpf["go_offsets"]
         key = offsets.Key(pid)
@@ -177,8 +170,10 @@ class GoRuntimeProbes:
             del offsets[key]
             raise
         self._attached[pid] = (plan, done)
-        for note in plan.degraded:
-            log.warning("degraded Go runtime probes: %s", note, extra={"pid": pid, "exe": exe})
+        if plan.path not in self._said:
+            self._said.add(plan.path)
+            for note in plan.degraded:
+                log.warning("degraded Go runtime probes: %s", note, extra={"pid": pid})
         return plan
 
     def _detach_addrs(self, pid: int, exe: str, addrs: list[int]) -> None:

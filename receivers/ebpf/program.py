@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,15 @@ BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 CFG_SYSCALL_THRESHOLD_NS = 0
 CFG_OFFCPU_THRESHOLD_NS = 1
 CFG_TCP_PROBE_INTERVAL_NS = 2
-LOST_SYSCALL, LOST_SCHED, LOST_TCP, LOST_PROC = 0, 1, 2, 3
-LOST_NAMES = {LOST_SYSCALL: "syscall", LOST_SCHED: "sched", LOST_TCP: "tcp", LOST_PROC: "proc"}
+CFG_PARK_THRESHOLD_NS = 3
+LOST_SYSCALL, LOST_SCHED, LOST_TCP, LOST_PROC, LOST_GO = 0, 1, 2, 3, 4
+LOST_NAMES = {
+    LOST_SYSCALL: "syscall",
+    LOST_SCHED: "sched",
+    LOST_TCP: "tcp",
+    LOST_PROC: "proc",
+    LOST_GO: "go",
+}
 
 
 def import_bcc() -> Any:
@@ -47,6 +55,7 @@ class ProgramOptions:
     syscalls: bool = True
     sched: bool = True
     tcp: bool = True
+    goruntime: bool = False  # bpf/goruntime.bpf.c: programs for the Go runtime uprobes
     ring_pages: int = 256
     fsbase_offset: int = 0
     fd_offsets: tuple[tuple[str, int], ...] = ()  # GOBLOCK_OFF_* → value, from BTF
@@ -54,7 +63,13 @@ class ProgramOptions:
 
 def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
     """The module's C text and cflags."""
-    concerns = (("syscalls", opts.syscalls), ("sched", opts.sched), ("tcp", opts.tcp))
+    # goruntime first: the syscalls program calls its go_resumed()
+    concerns = (
+        ("goruntime", opts.goruntime),
+        ("syscalls", opts.syscalls),
+        ("sched", opts.sched),
+        ("tcp", opts.tcp),
+    )
     files = [f for f, on in concerns if on]
     files.append("proc")  # target tracking; last, it cleans the per-thread maps of the others
     # BCC rewrites map calls (`map.lookup(...)`) only in the main text, not in #included
@@ -70,6 +85,10 @@ def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
         *(f"-D{name}={value}" for name, value in opts.fd_offsets),
         "-Wno-macro-redefined",
     ]
+    if opts.goruntime:
+        cflags.append("-DGOBLOCK_GORUNTIME")
+        if platform.machine() in ("aarch64", "arm64"):
+            cflags.append("-DGOBLOCK_ARCH_ARM64")
     if opts.syscalls:
         cflags.append("-DGOBLOCK_SYSCALLS")
     if opts.sched:

@@ -13,6 +13,7 @@ as lost, so a slow pipeline costs events, never unbounded memory.  Kernel-side l
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import logging
 import os
@@ -26,6 +27,7 @@ from typing import Any
 from otel_goblock.receivers.ebpf import decode, metrics
 from otel_goblock.receivers.ebpf.config import Config
 from otel_goblock.receivers.ebpf.fdtarget import FdResolver
+from otel_goblock.receivers.ebpf.goruntime import GoRuntimeProbes, plan_for
 from otel_goblock.receivers.ebpf.program import (
     CFG_OFFCPU_THRESHOLD_NS,
     CFG_SYSCALL_THRESHOLD_NS,
@@ -83,6 +85,9 @@ class EbpfReceiver(Component):
         self._sched_recs: list[tuple] = []
         self._tcp_recs: list[tuple] = []
         self._proc_recs: list[tuple] = []
+        self._go_recs: list[tuple] = []
+        self.goprobes: GoRuntimeProbes | None = None
+        self._go_attach: collections.deque[tuple[int, str]] = collections.deque()
         self._kernel_lost: dict[str, int] = {}
         self.lost: dict[str, int] = {}  # concern → events lost so far (tests, benchmarks)
         self.delivered = 0
@@ -145,17 +150,28 @@ class EbpfReceiver(Component):
                 syscalls=c.syscalls,
                 sched=c.sched,
                 tcp=c.tcp,
+                goruntime=bool(c.go_runtime.families()),
                 ring_pages=max(1, int(c.ring_buffer_size) // PAGE),
                 fsbase_offset=fsbase,
                 fd_offsets=fd_offsets,
             )
         )
+        self.program = prog  # the target set's callbacks use it from here on
         try:
             prog.set_config(CFG_SYSCALL_THRESHOLD_NS, int(c.syscall_threshold * 1e9))
             prog.set_config(CFG_OFFCPU_THRESHOLD_NS, int(c.offcpu_threshold * 1e9))
             prog.set_config(CFG_TCP_PROBE_INTERVAL_NS, int(c.tcp_probe_interval * 1e9))
+            families = c.go_runtime.families()
+            if families:
+                self.goprobes = GoRuntimeProbes(
+                    prog.bpf,
+                    families,
+                    int(c.go_runtime.park_threshold * 1e9),
+                    own_sys_enter=not c.syscalls,
+                )
             rings = [
                 ("proc_events", self._proc_recs, True),
+                ("go_events", self._go_recs, bool(families)),
                 ("syscall_events", self._sys_recs, c.syscalls),
                 ("sched_events", self._sched_recs, c.sched),
                 ("tcp_events", self._tcp_recs, c.tcp),
@@ -164,13 +180,46 @@ class EbpfReceiver(Component):
                 if enabled:
                     prog.table(name).open_ring_buffer(self._collector(sink, name))
             self.targets = TargetSet(
-                parse_specs(c.targets), prog.add_target, prog.remove_target, self._log
+                parse_specs(c.targets),
+                prog.add_target,
+                self._remove_target,
+                self._log,
+                on_go_binary=self._go_binary_ready if families else None,
             )
             self.targets.scan()
         except BaseException:
+            self.program = None
             prog.close()
             raise
         return prog
+
+    def _remove_target(self, pid: int) -> None:
+        if self.program is not None:
+            self.program.remove_target(pid)
+        if self.goprobes is not None:
+            self.goprobes.detach(pid)
+
+    def _go_binary_ready(self, pid: int, exe: str) -> None:
+        """Refiner thread: read the binary (slow, cached), then let the poll thread attach:
+        the BCC module is only touched by the thread that polls it."""
+        plan_for(exe)
+        self._go_attach.append((pid, exe))
+
+    def _attach_go_targets(self) -> None:
+        while self._go_attach and self.goprobes is not None and self.targets is not None:
+            pid, exe = self._go_attach.popleft()
+            if pid not in self.targets.pids:
+                continue  # exited meanwhile
+            try:
+                plan = self.goprobes.attach(pid, exe)
+                self._log.info(
+                    "ebpf: pid %d: Go runtime probes attached (%s, families %s)",
+                    pid,
+                    plan.go_version,
+                    ",".join(sorted(self.goprobes.families)),
+                )
+            except Exception as e:  # the target may have exited, or its binary is odd
+                self._log.warning("ebpf: pid %d: Go runtime probes not attached: %s", pid, e)
 
     def set_thresholds(self, syscall_s: float | None = None, offcpu_s: float | None = None) -> None:
         """Change episode thresholds while running (they live in a BPF map, no recompile)."""
@@ -188,6 +237,7 @@ class EbpfReceiver(Component):
             "sched_events": decode.unpack_sched,
             "tcp_events": decode.unpack_tcp,
             "proc_events": decode.unpack_proc,
+            "go_events": decode.unpack_go,
         }[name]
         string_at = ctypes.string_at
         append = sink.append
@@ -210,6 +260,9 @@ class EbpfReceiver(Component):
             self.targets.close()
         if self.program is not None:
             prog, self.program = self.program, None
+            goprobes, self.goprobes = self.goprobes, None
+            if goprobes is not None:
+                await asyncio.to_thread(goprobes.close)
             await asyncio.to_thread(prog.close)
 
     # ---- poll thread -----------------------------------------------------------------
@@ -221,6 +274,8 @@ class EbpfReceiver(Component):
         next_metrics = time.monotonic() + c.metrics_interval
         while not self._stop.is_set():
             try:
+                if self._go_attach:
+                    self._attach_go_targets()
                 self.program.poll(poll_ms)
                 self._drain()
                 now = time.monotonic()
@@ -264,6 +319,10 @@ class EbpfReceiver(Component):
             del self._sched_recs[: len(recs)]
             sched = decode.sched_event
             events += [sched(r, off) for r in recs]
+        if self._go_recs:
+            recs = list(self._go_recs)
+            del self._go_recs[: len(recs)]
+            events += self._go_events(recs, off)
         if self._tcp_recs:
             recs = list(self._tcp_recs)
             del self._tcp_recs[: len(recs)]
@@ -299,6 +358,21 @@ class EbpfReceiver(Component):
             else:
                 attrs = {"nr": nr, "name": ni[0], "ret": ret}
             append(Event("syscall", pid, tid, goid, start + off, end + off, attrs, "ebpf"))
+        return out
+
+    def _go_events(self, recs: list[tuple], off: int) -> list[Event]:
+        assert self.goprobes is not None
+        out: list[Event] = []
+        plans: dict[int, tuple[dict[int, str], dict[int, str]]] = {}
+        for rec in recs:
+            pid = rec[4]
+            names = plans.get(pid)
+            if names is None:
+                plan = self.goprobes.plan(pid)
+                names = plans[pid] = (plan.wait_reasons, plan.stw_reasons) if plan else ({}, {})
+            ev = decode.go_event(rec, off, names[0], names[1])
+            if ev is not None:
+                out.append(ev)
         return out
 
     def _handle_proc(self, recs: list[tuple]) -> None:

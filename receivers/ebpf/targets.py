@@ -58,8 +58,12 @@ class TargetSet:
         add: Callable[[int, int], None],
         remove: Callable[[int], None],
         logger: logging.Logger,
+        on_go_binary: Callable[[int, str], None] | None = None,
     ) -> None:
+        """`on_go_binary(pid, exe)` runs on the refiner thread once the binary has been read
+        (DWARF, symbols): the receiver attaches its Go runtime uprobes from there."""
         self.specs = list(specs)
+        self._on_go_binary = on_go_binary
         self._add = add
         self._remove = remove
         self._log = logger
@@ -100,6 +104,11 @@ class TargetSet:
             self._log.info(
                 "ebpf: pid %d: g.goid at %d per DWARF (table said %d)", pid, off, table_off
             )
+        if self._on_go_binary is not None and self.pids.get(pid) == exe:
+            try:
+                self._on_go_binary(pid, path)
+            except Exception as e:  # a damaged binary must not stop the other targets
+                self._log.warning("ebpf: pid %d: Go runtime probes not attached: %s", pid, e)
 
     def close(self) -> None:
         self._refiner.shutdown(wait=False, cancel_futures=True)
