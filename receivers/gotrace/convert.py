@@ -90,8 +90,52 @@ class ParkCarry:
         self.previous, self.current = self.current, {}
 
 
+class SpanCarry:
+    """Spans whose start log was seen but whose end log was not, over two windows.
+
+    A span that ends in the gap between two pulled windows (the round trip between one
+    trace's stop and the next one's start; measured up to a few ms under GC load) leaves
+    no end log. When neither the start's window nor the next one holds the end log, the
+    start log stands in: a `span_marker` with `phase: start` naming the goroutine that
+    started the span, emitted at the end of that next window (within the processor's
+    `join_delay` when it exceeds `window` plus the parse). An end log that arrives later
+    still goes out, but the processor keeps the first marker: a span started on one
+    goroutine, ended on another, and longer than a window joins the starting one.
+    """
+
+    def __init__(self) -> None:
+        self.previous: dict[tuple[str, str], Event] = {}
+        self.current: dict[tuple[str, str], Event] = {}
+
+    def rotate(self) -> list[Event]:
+        """End of a window: the stand-in markers of the spans started two windows ago."""
+        out = []
+        for e in self.previous.values():
+            out.append(
+                Event("span_marker", e.pid, 0, e.goid, e.start_ns, e.end_ns, e.attrs, SOURCE)
+            )
+        self.previous, self.current = self.current, {}
+        return out
+
+
 def to_events(
-    records: Iterable[Record], pid: int, min_park_ns: int = 0, carry: ParkCarry | None = None
+    records: Iterable[Record],
+    pid: int,
+    min_park_ns: int = 0,
+    carry: ParkCarry | None = None,
+    spans: SpanCarry | None = None,
+) -> Iterator[Event]:
+    yield from _to_events(records, pid, min_park_ns, carry, spans)
+    if spans is not None:
+        yield from spans.rotate()
+
+
+def _to_events(
+    records: Iterable[Record],
+    pid: int,
+    min_park_ns: int,
+    carry: ParkCarry | None,
+    spans: SpanCarry | None,
 ) -> Iterator[Event]:
     for r in records:
         if isinstance(r, ParkInterval):
@@ -130,4 +174,11 @@ def to_events(
         elif isinstance(r, UserLog):
             marker = span_log_event(r, pid)
             if marker is not None:
+                if spans is not None:
+                    key = (marker.attrs["trace_id"], marker.attrs["span_id"])
+                    if marker.kind == "span_start":
+                        spans.current[key] = marker
+                    else:
+                        spans.current.pop(key, None)
+                        spans.previous.pop(key, None)
                 yield marker

@@ -34,7 +34,7 @@ from typing import BinaryIO
 from urllib.parse import urlparse
 
 from otel_goblock.receivers.gotrace.config import Config
-from otel_goblock.receivers.gotrace.convert import SOURCE, ParkCarry, to_events
+from otel_goblock.receivers.gotrace.convert import SOURCE, ParkCarry, SpanCarry, to_events
 from otel_goblock.receivers.gotrace.parser import TraceParseError, TraceReader
 from otel_goblock.receivers.gotrace.peerpid import listening_pid
 
@@ -77,6 +77,8 @@ class GoTraceReceiver(Component):
         self.active_parses = 0  # worker threads still parsing (tests watch it reach 0)
         # endpoint mode: waits still open at the end of one window, continued in the next
         self._carry: ParkCarry | None = ParkCarry() if config.endpoint is not None else None
+        # endpoint mode: spans whose end log fell between two windows join by their start
+        self._spans: SpanCarry | None = SpanCarry() if config.endpoint is not None else None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -243,7 +245,8 @@ class GoTraceReceiver(Component):
             if carry is not None:
                 carry.next_window()  # windows are parsed one at a time, in order
             batch: list[Event] = []
-            for ev in to_events(reader.records(), pid, int(cfg.min_park * 1e9), carry):
+            records = reader.records()
+            for ev in to_events(records, pid, int(cfg.min_park * 1e9), carry, self._spans):
                 batch.append(ev)
                 if len(batch) >= cfg.max_batch_events:
                     self._deliver(batch)

@@ -16,6 +16,7 @@ from gotrace_fixtures import go_binary
 from otel_goblock.receivers.gotrace.convert import (
     SPAN_LOG_CATEGORY,
     ParkCarry,
+    SpanCarry,
     span_log_event,
     to_events,
 )
@@ -118,6 +119,46 @@ def test_no_bridge_over_a_long_gap_or_without_carry() -> None:
     assert late[0].attrs["reason"] == "unknown" and late[0].start_ns == 6000 * MS
     alone = list(to_events([park(5, 6000, 6050, "", start_known=False)], 1, 0))
     assert alone[0].attrs["reason"] == "unknown"
+
+
+def span_logs(*items: tuple[str, int, int]) -> list[UserLog]:
+    """(phase, span number, goid) → the span logs, ids derived from the number."""
+    return [
+        UserLog(g, 0, SPAN_LOG_CATEGORY, f"{ph} {TID} {n:016x}", 1_000 + i)
+        for i, (ph, n, g) in enumerate(items)
+    ]
+
+
+def markers(events: list) -> dict[int, tuple[int, str]]:
+    return {
+        int(e.attrs["span_id"], 16): (e.goid, e.attrs["phase"])
+        for e in events
+        if e.kind == "span_marker"
+    }
+
+
+def test_a_span_whose_end_fell_between_windows_joins_by_its_start() -> None:
+    spans = SpanCarry()
+    # window 1: span 1 starts and ends; span 2 starts, its end falls in the gap;
+    # span 3 starts and is still running
+    w1 = list(
+        to_events(
+            span_logs(("start", 1, 5), ("end", 1, 5), ("start", 2, 6), ("start", 3, 7)),
+            1,
+            spans=spans,
+        )
+    )
+    assert markers(w1) == {1: (5, "end")}
+    # window 2: span 3 ends (on another goroutine); nothing of span 2
+    w2 = list(to_events(span_logs(("end", 3, 8)), 1, spans=spans))
+    assert markers(w2) == {3: (8, "end"), 2: (6, "start")}  # span 2's stand-in
+    w3 = list(to_events([], 1, spans=spans))
+    assert markers(w3) == {}  # nothing carried twice
+
+
+def test_no_stand_in_without_the_carry() -> None:
+    events = list(to_events(span_logs(("start", 2, 6)), 1))
+    assert markers(events) == {}
 
 
 def test_real_trace_span_started_and_ended_on_different_goroutines(tmp_path: Path) -> None:
