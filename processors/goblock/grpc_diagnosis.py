@@ -26,8 +26,11 @@ from otel_goblock.pdata import Event
 SPAN_KIND_SERVER = 2  # opentelemetry.proto.trace.v1.Span.SpanKind
 SPAN_KIND_CLIENT = 3
 
-# a GOAWAY or keepalive close this close to the span's end ended the RPC
-ENDED_BY_WINDOW_NS = 1_000_000_000
+# a GOAWAY or keepalive close this close to the span's end ended the RPC (grpc-go's
+# server closes the connection up to 1 s after a closing GOAWAY: goAwayLoopyWriterTimeout)
+ENDED_BY_WINDOW_NS = 1_500_000_000
+# ... or the span ended this close to its connection's close after the GOAWAY
+CLOSE_SLACK_NS = 100_000_000
 # without the processor's breakdown, the flow-control wait is dominant when it holds at
 # least this share of the span (no other category can then be larger)
 DOMINANT_SHARE = 0.5
@@ -117,6 +120,7 @@ def diagnose(
     dur = max(end_ns - start_ns, 1)
     waits: list[Event] = []
     instants: list[Event] = []
+    closes: list[Event] = []
     peer_min_time: set[int] = set()  # enforcement MinTime of servers seen in this process
     for e in events:
         if e.kind != "grpc":
@@ -132,6 +136,8 @@ def diagnose(
                 waits.append(e)
         elif start_ns <= e.start_ns <= end_ns:
             instants.append(e)
+        if a.get("type") == "transport_close" and start_ns <= e.start_ns <= end_ns + CLOSE_SLACK_NS:
+            closes.append(e)
     conns = {e.attrs.get("conn") for e in waits if e.attrs.get("conn")}
     if conns:
         instants = [e for e in instants if e.attrs.get("conn") in conns]
@@ -157,7 +163,10 @@ def diagnose(
     ender: Event | None = None
     for e in instants:
         a = e.attrs
-        if a.get("type") == "goaway":
+        # the GOAWAYs a server sends (seen as received on client spans); a client's own
+        # NO_ERROR GOAWAY when it shuts a connection down is not news to its span
+        server_goaway = (a.get("side") == "server") == (a.get("direction") == "sent")
+        if a.get("type") == "goaway" and (side is None or server_goaway):
             if "goblock.grpc.goaway.code" not in out.attributes or _tears_down(a):
                 if "code" in a:
                     out.attributes["goblock.grpc.goaway.code"] = int(a["code"])
@@ -183,7 +192,7 @@ def diagnose(
                     {"grpc.transport.close.reason": a.get("reason", ""), "side": a.get("side")},
                 )
             )
-        if _tears_down(a) and end_ns - e.start_ns <= ENDED_BY_WINDOW_NS and ender is None:
+        if ender is None and _tears_down(a) and _ended_rpc(e, end_ns, closes):
             ender = e
 
     if ender is not None:
@@ -193,6 +202,20 @@ def diagnose(
         out.cause = "grpc_flow_control"
         out.diagnosis = _flow_sentence(wait_ns, waits, wus)
     return out
+
+
+def _ended_rpc(e: Event, end_ns: int, closes: list[Event]) -> bool:
+    """The teardown `e` ended the RPC: the span ended soon after it, or right when the
+    connection it arrived on closed."""
+    if end_ns - e.start_ns <= ENDED_BY_WINDOW_NS:
+        return True
+    conn = e.attrs.get("conn")
+    return any(
+        c.attrs.get("conn") == conn
+        and c.start_ns >= e.start_ns
+        and abs(end_ns - c.start_ns) <= CLOSE_SLACK_NS
+        for c in closes
+    )
 
 
 def _dominant(wait_ns: int, dur: int, breakdown_ms: Mapping[str, float] | None) -> bool:
