@@ -72,19 +72,24 @@ MAX_BRIDGE_NS = 1_000_000_000
 
 
 class ParkCarry:
-    """Parks still open when one pulled window ended, carried into the next window.
+    """Parks still open when one pulled window ended, held and joined to their
+    continuation in the next window.
 
     Go's tracer gives a goroutine that is already waiting when a trace starts no block
-    reason (its GoStatus event has none), so without this a wait that crosses a window
-    boundary would read as `unknown` in its second piece, and the round trip between the
-    two windows would be unexplained. With it, the second piece takes the first piece's
-    reason and starts where the first was cut: the wait is whole again. Only for
-    consecutive windows of one endpoint (files of a directory need not be consecutive).
+    reason (its GoStatus event has none), and a wait cut in two pieces confuses the join
+    (the critical path of a fan-out matches a parent's wait against the moment its last
+    child finished: the first piece ends before that and reads as an unexplained `sync`).
+    So a park still open at a window's end is not emitted; when the next window starts
+    with the same goroutine still waiting, the two become one park with the first
+    piece's start and reason, covering the gap between the windows. A held park the next
+    window does not continue (or a gap over 1 s: a failed fetch) goes out as it was,
+    `clipped`, at the end of that next window. Only for consecutive windows of one
+    endpoint (files of a directory need not be consecutive).
     """
 
     def __init__(self) -> None:
-        self.previous: dict[int, tuple[int, str]] = {}  # goid → (cut at ns, reason)
-        self.current: dict[int, tuple[int, str]] = {}
+        self.previous: dict[int, ParkInterval] = {}  # goid → the held piece
+        self.current: dict[int, ParkInterval] = {}
 
     def next_window(self) -> None:
         self.previous, self.current = self.current, {}
@@ -118,6 +123,15 @@ class SpanCarry:
         return out
 
 
+def _park_events(r: ParkInterval, pid: int, min_park_ns: int) -> Iterator[Event]:
+    if r.end_ns - r.start_ns < min_park_ns:
+        return
+    attrs: dict = {"reason": r.reason or "unknown", "unblocked_by": r.unblocked_by}
+    if not (r.start_known and r.end_known):
+        attrs["clipped"] = True
+    yield Event("park", pid, 0, r.goid, r.start_ns, r.end_ns, attrs, SOURCE)
+
+
 def to_events(
     records: Iterable[Record],
     pid: int,
@@ -126,6 +140,10 @@ def to_events(
     spans: SpanCarry | None = None,
 ) -> Iterator[Event]:
     yield from _to_events(records, pid, min_park_ns, carry, spans)
+    if carry is not None:  # held parks this window did not continue
+        for r in carry.previous.values():
+            yield from _park_events(r, pid, min_park_ns)
+        carry.previous = {}
     if spans is not None:
         yield from spans.rotate()
 
@@ -139,21 +157,25 @@ def _to_events(
 ) -> Iterator[Event]:
     for r in records:
         if isinstance(r, ParkInterval):
-            start, reason = r.start_ns, r.reason
             if carry is not None:
                 if not r.start_known:
                     prev = carry.previous.pop(r.goid, None)
-                    if prev is not None and 0 <= start - prev[0] <= MAX_BRIDGE_NS:
-                        start = prev[0]
-                        reason = reason or prev[1]
+                    if prev is not None and 0 <= r.start_ns - prev.end_ns <= MAX_BRIDGE_NS:
+                        r = ParkInterval(
+                            r.goid,
+                            prev.start_ns,
+                            r.end_ns,
+                            r.reason or prev.reason,
+                            r.unblocked_by,
+                            prev.start_known,
+                            r.end_known,
+                        )
+                    elif prev is not None:
+                        yield from _park_events(prev, pid, min_park_ns)
                 if not r.end_known:
-                    carry.current[r.goid] = (r.end_ns, reason)
-            if r.end_ns - start < min_park_ns:
-                continue
-            attrs: dict = {"reason": reason or "unknown", "unblocked_by": r.unblocked_by}
-            if not (r.start_known and r.end_known):
-                attrs["clipped"] = True
-            yield Event("park", pid, 0, r.goid, start, r.end_ns, attrs, SOURCE)
+                    carry.current[r.goid] = r  # held until the next window
+                    continue
+            yield from _park_events(r, pid, min_park_ns)
         elif isinstance(r, Lineage):
             if r.parent_goid:
                 attrs = {"parent_goid": r.parent_goid, "child_goid": r.child_goid}

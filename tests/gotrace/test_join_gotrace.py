@@ -201,3 +201,35 @@ async def test_gotrace_mark_assist_wait_reads_as_gc_assist() -> None:
     )
     await run(proc, events, request([(1, 0, 100)]))
     assert attrs_of(app_span(sink, 1))["goblock.cause"] == "gc_assist"
+
+
+async def test_a_fanout_cut_by_a_window_boundary_reads_whole() -> None:
+    """/fanout across two pulled windows: the parent's `sync` wait and the children's
+    network waits are each cut in two, the second pieces without a reason (Go's tracer
+    gives none for a goroutine already waiting when a trace starts). Carried across the
+    windows they are whole again, and the critical path explains all of the wait."""
+    from otel_goblock.receivers.gotrace.convert import ParkCarry, SpanCarry
+    from otel_goblock.receivers.gotrace.parser import Lineage
+
+    kids = (2, 3, 4, 5)
+    window1 = [Lineage(1, k, t(0.5)) for k in kids]
+    window1 += [
+        ParkInterval(g, t(1), t(60), r, 0, True, False)
+        for g, r in [(1, "sync")] + [(k, "network") for k in kids]
+    ]
+    window2 = [ParkInterval(k, t(60.5), t(100 + k * 0.1), "", 0, False, True) for k in kids]
+    window2 += [
+        ParkInterval(1, t(60.5), t(100.6), "", 5, False, True),
+        span_log(1, "end", 100.9, 1),
+    ]
+    carry, spans = ParkCarry(), SpanCarry()
+    events: list[Event] = []
+    for window in (window1, window2):
+        carry.next_window()
+        events += to_events(window, PID, 0, carry, spans)  # type: ignore[arg-type]
+    proc, sink, _ = make()
+    await run(proc, events, request([(1, 0, 101)]))
+    a = attrs_of(app_span(sink, 1))
+    assert a["goblock.cause"] == "network"
+    assert a["goblock.park.network.ms"] == pytest.approx(99.5)
+    assert "goblock.park.sync.ms" not in a

@@ -84,30 +84,43 @@ def park(goid: int, a_ms: int, b_ms: int, reason: str, start_known=True, end_kno
     return ParkInterval(goid, a_ms * MS, b_ms * MS, reason, 0, start_known, end_known)
 
 
-def test_a_wait_across_two_windows_keeps_its_reason_and_covers_the_gap() -> None:
+def test_a_wait_across_two_windows_goes_out_whole_with_its_reason() -> None:
     carry = ParkCarry()
     carry.next_window()
     first = list(to_events([park(5, 100, 1000, "select", end_known=False)], 1, 0, carry))
+    assert first == []  # held: still open when the window ended
     carry.next_window()
     # Go gives no reason for a goroutine already waiting when the next trace starts
     second = list(to_events([park(5, 1002, 1080, "", start_known=False)], 1, 0, carry))
-    assert first[0].attrs["reason"] == "select"
-    assert second[0].attrs["reason"] == "select"
-    assert (second[0].start_ns, second[0].end_ns) == (1000 * MS, 1080 * MS)
-    assert second[0].attrs["clipped"] is True
+    assert len(second) == 1
+    e = second[0]
+    assert (e.start_ns, e.end_ns, e.attrs["reason"]) == (100 * MS, 1080 * MS, "select")
+    assert "clipped" not in e.attrs  # both ends were seen
 
 
-def test_a_wait_across_three_windows_keeps_its_reason() -> None:
+def test_a_wait_across_three_windows_goes_out_once() -> None:
     carry = ParkCarry()
+    out = []
     for window in (
         [park(5, 0, 1000, "chan receive", end_known=False)],
         [park(5, 1001, 2000, "", start_known=False, end_known=False)],
+        [park(5, 2001, 2050, "", start_known=False)],
     ):
         carry.next_window()
-        list(to_events(window, 1, 0, carry))
+        out += list(to_events(window, 1, 0, carry))
+    assert [(e.start_ns, e.end_ns, e.attrs["reason"]) for e in out] == [
+        (0, 2050 * MS, "chan receive")
+    ]
+
+
+def test_a_held_wait_not_continued_goes_out_clipped() -> None:
+    carry = ParkCarry()
     carry.next_window()
-    last = list(to_events([park(5, 2001, 2050, "", start_known=False)], 1, 0, carry))
-    assert last[0].attrs["reason"] == "chan receive" and last[0].start_ns == 2000 * MS
+    list(to_events([park(5, 0, 1000, "sleep", end_known=False)], 1, 0, carry))
+    carry.next_window()  # the next window does not have goroutine 5 waiting
+    out = list(to_events([park(6, 1001, 1002, "chan send")], 1, 0, carry))
+    held = [e for e in out if e.goid == 5]
+    assert [(e.start_ns, e.end_ns, e.attrs["clipped"]) for e in held] == [(0, 1000 * MS, True)]
 
 
 def test_no_bridge_over_a_long_gap_or_without_carry() -> None:
@@ -116,7 +129,8 @@ def test_no_bridge_over_a_long_gap_or_without_carry() -> None:
     list(to_events([park(5, 0, 1000, "sleep", end_known=False)], 1, 0, carry))
     carry.next_window()  # a failed fetch: the next window starts 5 s later
     late = list(to_events([park(5, 6000, 6050, "", start_known=False)], 1, 0, carry))
-    assert late[0].attrs["reason"] == "unknown" and late[0].start_ns == 6000 * MS
+    by_start = {e.start_ns: e.attrs["reason"] for e in late}
+    assert by_start == {0: "sleep", 6000 * MS: "unknown"}  # two pieces, not bridged
     alone = list(to_events([park(5, 6000, 6050, "", start_known=False)], 1, 0))
     assert alone[0].attrs["reason"] == "unknown"
 
