@@ -3,9 +3,10 @@
 The demo serves a gRPC scenario (default `/grpc/unary`: one RPC per HTTP request over a
 shared connection) at `--rate` offered requests/s (0: a closed loop of `--concurrency`);
 the same load runs with the probes off and on, alternating (off, on, off, on) so
-machine noise hits both. Printed per mode: throughput, p50/p99, the demo's CPU per request (the uprobe trap is
-paid by the target, not by the agent), probe hits per request (from the module's own
-per-probe counters), and the BPF programs' own run time per hit (bpf_stats_enabled).
+machine noise hits both. Printed per mode: throughput, p50/p99, the demo's CPU per
+request (the uprobe trap is paid by the target, not by the agent), probe hits per
+request (from the module's own per-probe counters), and the BPF programs' own run time
+per hit (bpf_stats_enabled).
 
     .venv/bin/python benchmarks/grpc_probes_overhead.py [--path /grpc/unary]
         [--seconds 8] [--concurrency 16] [--rounds 2] [--families flow_control,...]
