@@ -43,7 +43,8 @@
 #define CFG_OFFCPU_THRESHOLD_NS 1
 #define CFG_TCP_PROBE_INTERVAL_NS 2
 #define CFG_PARK_THRESHOLD_NS 3
-#define CFG_MAX 4
+#define CFG_ASSIST_THRESHOLD_NS 4
+#define CFG_MAX 5
 
 /* loss counter indices (per-CPU array) */
 #define LOST_SYSCALL 0

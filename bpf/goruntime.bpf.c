@@ -300,7 +300,7 @@ int go_assist_end(struct pt_regs *ctx)
     if (!start)
         return 0;
     u64 now = bpf_ktime_get_ns();
-    if (now - *start >= cfg(CFG_PARK_THRESHOLD_NS)) {
+    if (now - *start >= cfg(CFG_ASSIST_THRESHOLD_NS)) {
         struct go_event *e = go_reserve();
         if (e) {
             e->kind = GO_ASSIST;

@@ -58,7 +58,10 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
     u64 *sum = syscall_sum.lookup_or_try_init(&nr, &zero);
     if (sum)
         __sync_fetch_and_add(sum, dur);
-    if (dur >= cfg(CFG_SYSCALL_THRESHOLD_NS)) {
+    /* A Go goroutine's read/write that returns EAGAIN is followed by a netpoll park ("IO
+     * wait"); that short syscall is the only record of which socket the park waits on,
+     * so it is emitted whatever its duration (one per netpoll wait, not per syscall). */
+    if (dur >= cfg(CFG_SYSCALL_THRESHOLD_NS) || (args->ret == -EAGAIN && s->goid)) {
         struct syscall_event *e = syscall_events.ringbuf_reserve(sizeof(*e));
         if (!e) {
             count_lost(LOST_SYSCALL);

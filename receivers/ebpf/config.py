@@ -41,14 +41,19 @@ class GoRuntime:
     span_markers: bool = True  # OTel SDK recordingSpan.End: span ↔ goroutine
     # parks shorter than this are summed in the kernel per (pid, reason), not emitted
     park_threshold: Duration = field(default_factory=lambda: Duration(0.001))
+    # mark assists are short and many while a GC marks; most assist time is in pieces of
+    # 0.05-1 ms, so they have a threshold of their own
+    assist_threshold: Duration = field(default_factory=lambda: Duration(50e-6))
 
     def families(self) -> set[str]:
         return {f for f in ("parks", "gc", "lineage", "span_markers") if getattr(self, f)}
 
     def validate(self) -> list[str]:
-        if self.park_threshold < 0:
-            return [f"park_threshold: expected a duration >= 0, got {self.park_threshold}"]
-        return []
+        return [
+            f"{k}: expected a duration >= 0, got {getattr(self, k)}"
+            for k in ("park_threshold", "assist_threshold")
+            if getattr(self, k) < 0
+        ]
 
 
 @dataclass

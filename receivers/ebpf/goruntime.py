@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_goblock.receivers.ebpf.program import CFG_PARK_THRESHOLD_NS
+from otel_goblock.receivers.ebpf.program import CFG_ASSIST_THRESHOLD_NS, CFG_PARK_THRESHOLD_NS
 
 from otel_goblock.golang.binary import GoBinary, open_go_binary
 from otel_goblock.golang.elfimage import GoBinaryError
@@ -137,7 +137,12 @@ class GoRuntimeProbes:
     """Attaches the runtime probe families of one BCC module to target processes."""
 
     def __init__(
-        self, bpf: Any, families: set[str], park_threshold_ns: int, own_sys_enter: bool = True
+        self,
+        bpf: Any,
+        families: set[str],
+        park_threshold_ns: int,
+        own_sys_enter: bool = True,
+        assist_threshold_ns: int = 50_000,
     ) -> None:
         """`own_sys_enter`: attach go_sys_enter (parks end at the goroutine's next
         syscall); False when the syscalls program of the same module already does it."""
@@ -147,6 +152,7 @@ class GoRuntimeProbes:
         self._said: set[str] = set()  # binaries whose degraded note was logged
         self._sys_enter = False
         bpf["config"][ct.c_int(CFG_PARK_THRESHOLD_NS)] = ct.c_uint64(park_threshold_ns)
+        bpf["config"][ct.c_int(CFG_ASSIST_THRESHOLD_NS)] = ct.c_uint64(assist_threshold_ns)
         if "parks" in families and own_sys_enter:
             bpf.attach_tracepoint(tp="raw_syscalls:sys_enter", fn_name="go_sys_enter")
             self._sys_enter = True

@@ -168,6 +168,7 @@ class EbpfReceiver(Component):
                     families,
                     int(c.go_runtime.park_threshold * 1e9),
                     own_sys_enter=not c.syscalls,
+                    assist_threshold_ns=int(c.go_runtime.assist_threshold * 1e9),
                 )
             rings = [
                 ("proc_events", self._proc_recs, True),
