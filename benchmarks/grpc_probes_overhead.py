@@ -50,26 +50,10 @@ def prog_ns() -> tuple[int, int]:
     return cnt, ns
 
 
-def load(demo: Path, url: str, path: str, conc: int, seconds: int) -> dict:
-    r = subprocess.run(
-        [
-            str(demo),
-            "load",
-            "-url",
-            url,
-            "-scenario",
-            path,
-            "-rate",
-            "0",
-            "-concurrency",
-            str(conc),
-            "-duration",
-            f"{seconds}s",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def load(demo: Path, url: str, path: str, conc: int, seconds: int, rate: int) -> dict:
+    cmd = [str(demo), "load", "-url", url, "-scenario", path, "-rate", str(rate)]
+    cmd += ["-concurrency", str(conc), "-duration", f"{seconds}s"]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
 
 

@@ -54,6 +54,7 @@
 /* grpc_offsets.flags */
 #define GRPC_O_GOAWAY 0x01    /* GoAwayFrame / goAway offsets known (DWARF) */
 #define GRPC_O_FRAMES 0x02    /* FrameHeader / WindowUpdateFrame / PingFrame offsets known */
+#define GRPC_O_STREAM_ID 0x04 /* stream_id offset known (it is 0 in grpc-go ≤1.68's Stream) */
 
 #define GRPC_DEBUG_LEN 64
 
@@ -71,7 +72,7 @@
 struct grpc_offsets {
     u64 threshold_ns;    /* flow_control_wait: emit writes at least this long */
     u32 goid;            /* runtime.g.goid */
-    u32 stream_id;       /* (Client|Server)Stream → Stream.id (≤1.68: Stream.id); 0 = unknown */
+    u32 stream_id;       /* (Client|Server)Stream → Stream.id (≤1.68: Stream.id); GRPC_O_STREAM_ID */
     u32 fh_flags;        /* x/net/http2.FrameHeader.Flags */
     u32 fh_stream_id;    /* FrameHeader.StreamID */
     u32 wu_increment;    /* WindowUpdateFrame.Increment */
@@ -258,7 +259,7 @@ static __always_inline int grpc_write_entry(struct pt_regs *ctx, u8 server)
     u8 hdr[5] = {};
     if (GO_ARG4(ctx) >= 5 && !bpf_probe_read_user(hdr, 5, (void *)GO_ARG3(ctx)))
         w.bytes = 5 + ((u32)hdr[1] << 24 | (u32)hdr[2] << 16 | (u32)hdr[3] << 8 | hdr[4]);
-    if (o->stream_id)
+    if (o->flags & GRPC_O_STREAM_ID)
         w.stream_id = grpc_u32(GO_ARG2(ctx), o->stream_id);
     grpc_writes.update(&k, &w);
     grpc_learn_framer(pid, t, server ? o->srv_framer : o->cli_framer);

@@ -41,7 +41,7 @@ H2 = "golang.org/x/net/http2."
 # kinds and flags mirrored from bpf/grpc.bpf.c (tests check them against the source)
 GRPC_WRITE_WAIT, GRPC_WINDOW_UPDATE, GRPC_PING, GRPC_GOAWAY, GRPC_CLOSE = 1, 2, 3, 4, 5
 F_ACK, F_SENT, F_SERVER, F_HEADS_UP, F_DECODED = 0x01, 0x02, 0x04, 0x08, 0x10
-O_GOAWAY, O_FRAMES = 0x01, 0x02
+O_GOAWAY, O_FRAMES, O_STREAM_ID = 0x01, 0x02, 0x04
 HIT_NAMES = (
     "write",
     "write_ret",
@@ -196,11 +196,13 @@ def _dwarf_offsets(binary: GoBinary) -> tuple[dict[str, int], list[str]]:
         return fo(type_name, "Stream.id") if fo(type_name, "Stream") is not None else None
 
     o: dict[str, int] = {}
+    flags = 0
     cs, ss = stream_id(T + "ClientStream"), stream_id(T + "ServerStream")
     if cs is None and ss is None:
         cs = ss = fo(T + "Stream", "id")
     if cs is not None and cs == ss:
-        o["stream_id"] = cs
+        o["stream_id"] = cs  # 0 in ≤1.68 (Stream.id is its first field): hence the flag
+        flags |= O_STREAM_ID
     else:
         lost.append("stream ids of flow-control waits (Stream.id offset unknown)")
     frames = {
@@ -219,7 +221,6 @@ def _dwarf_offsets(binary: GoBinary) -> tuple[dict[str, int], list[str]]:
         "og_debug": fo(T + "goAway", "debugData"),
         "og_heads_up": fo(T + "goAway", "headsUp"),
     }
-    flags = 0
     if None not in frames.values():
         o.update(frames)  # type: ignore[arg-type]
     else:

@@ -79,7 +79,11 @@ def test_python_constants_mirror_the_c_defines() -> None:
         gp.F_SERVER,
     )
     assert (val["GRPC_F_HEADS_UP"], val["GRPC_F_DECODED"]) == (gp.F_HEADS_UP, gp.F_DECODED)
-    assert (val["GRPC_O_GOAWAY"], val["GRPC_O_FRAMES"]) == (gp.O_GOAWAY, gp.O_FRAMES)
+    assert (val["GRPC_O_GOAWAY"], val["GRPC_O_FRAMES"], val["GRPC_O_STREAM_ID"]) == (
+        gp.O_GOAWAY,
+        gp.O_FRAMES,
+        gp.O_STREAM_ID,
+    )
     assert val["GRPC_HIT_MAX"] == len(gp.HIT_NAMES)
     hits = sorted(
         (v, k) for k, v in val.items() if k.startswith("GRPC_HIT_") and k != "GRPC_HIT_MAX"
@@ -104,7 +108,7 @@ def test_plan_of_the_demo_uses_grpc_185_names_and_dwarf_offsets() -> None:
     o = plan.offsets
     # DESIGN §6: GoAwayFrame.ErrCode at +16, debug data at +24
     assert (o["ga_code"], o["ga_debug"]) == (16, 24)
-    assert o["flags"] == gp.O_GOAWAY | gp.O_FRAMES
+    assert o["flags"] == gp.O_GOAWAY | gp.O_FRAMES | gp.O_STREAM_ID
     assert len(plan.points["flow_control"]) >= 4  # two entries and their RETs
 
 
