@@ -233,3 +233,28 @@ async def test_a_fanout_cut_by_a_window_boundary_reads_whole() -> None:
     assert a["goblock.cause"] == "network"
     assert a["goblock.park.network.ms"] == pytest.approx(99.5)
     assert "goblock.park.sync.ms" not in a
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="processors/goblock/breakdown.py matches the last child's finish against the "
+    "end of each swept segment, and a stop-the-world inside the parent's wait cuts it "
+    "into segments: the first (longest) one finds no child and reads `lock` (seen on "
+    "/fanout, 8% of requests; diff proposed in the issue 8 report)",
+)
+async def test_a_fanout_wait_cut_by_stop_the_world_keeps_its_critical_path() -> None:
+    proc, sink, _ = make()
+    kids = (2, 3, 4, 5)
+    events = [
+        *(ev("lineage", 0.02, goid=1, parent_goid=1, child_goid=k, source="gotrace") for k in kids),
+        *gotrace(
+            ParkInterval(1, t(0.03), t(100.68), "sync", unblocked_by=4),
+            *(ParkInterval(k, t(0.2), t(100.6), "network") for k in kids),
+            STWInterval("GC mark termination", 9, t(92.7), t(92.72)),
+            span_log(1, "end", 100.76, 1),
+        ),
+    ]
+    await run(proc, events, request([(1, 0, 101)]))
+    a = attrs_of(app_span(sink, 1))
+    assert a["goblock.cause"] == "network"
+    assert a.get("goblock.park.sync.ms", 0.0) < 1.0
