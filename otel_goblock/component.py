@@ -113,6 +113,7 @@ _FACTORY_MODULES = [
     "otel_goblock.exporters.file.factory",
     "otel_goblock.exporters.debug.factory",
     "otel_goblock.extensions.health_check.factory",
+    "otel_goblock.extensions.bearertokenauth.factory",
 ]
 
 

@@ -58,6 +58,20 @@ class TLSServerConfig:
 
 
 @dataclass
+class AuthConfig:
+    """`auth: {authenticator: <extension id>}` (collector `configauth`): every request must
+    pass that extension (e.g. `bearertokenauth`) or is refused with UNAUTHENTICATED / 401.
+    The extension must be listed in `service.extensions`; that is checked at start."""
+
+    authenticator: str = ""
+
+    def validate(self) -> list[str]:
+        if not self.authenticator:
+            return ['authenticator: expected an extension id like "bearertokenauth", got ""']
+        return []
+
+
+@dataclass
 class KeepaliveServerParameters:
     """Server-side connection management (collector `configgrpc`, grpc-go names). Unset
     (None): gRPC's default."""
@@ -94,6 +108,7 @@ class GRPCConfig:
     include_metadata: bool = False  # copy request metadata into RequestInfo.headers
     keepalive: KeepaliveConfig | None = None
     tls: TLSServerConfig | None = None
+    auth: AuthConfig | None = None
 
     def validate(self) -> list[str]:
         problems = []
@@ -119,6 +134,7 @@ class HTTPConfig:
     metrics_url_path: str = "/v1/metrics"
     include_metadata: bool = False  # copy request headers into RequestInfo.headers
     tls: TLSServerConfig | None = None
+    auth: AuthConfig | None = None
 
     def validate(self) -> list[str]:
         problems = []

@@ -10,6 +10,7 @@ decompression) and answers RESOURCE_EXHAUSTED.
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import unquote
 
 import grpc
@@ -77,7 +78,10 @@ class GRPCServer:
         self._metrics = metrics
         self._logger = logger
         self._server: grpc.aio.Server | None = None
-        self.address = ""  # host:port actually bound (the port is known after start)
+        self.address = ""
+        # set by the receiver at start from `auth.authenticator` (None: no auth)
+        self.auth_id = cfg.auth.authenticator if cfg.auth is not None else ""
+        self.authenticator: Any = None  # host:port actually bound (the port is known after start)
 
     async def start(self) -> None:
         cfg = self._cfg
@@ -108,6 +112,9 @@ class GRPCServer:
         include_metadata = self._cfg.include_metadata
 
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            auth = self.authenticator
+            if auth is not None and not auth.authenticate(context.invocation_metadata() or ()):
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid token")
             info = RequestInfo(transport="grpc", peer=peer_address(context.peer()))
             if include_metadata:
                 info.headers = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
@@ -56,6 +57,9 @@ class HTTPServer:
         self._logger = logger
         self._runner: web.ServerRunner | None = None
         self.address = ""
+        # set by the receiver at start from `auth.authenticator` (None: no auth)
+        self.auth_id = cfg.auth.authenticator if cfg.auth is not None else ""
+        self.authenticator: Any = None
 
     async def start(self) -> None:
         cfg = self._cfg
@@ -84,6 +88,16 @@ class HTTPServer:
     # ------------------------------------------------------------------ request path
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        # before anything else, as the collector's auth middleware: an unauthenticated
+        # client learns nothing about paths, methods or limits
+        auth = self.authenticator
+        if auth is not None and not auth.authenticate(request.headers):
+            return web.Response(
+                status=401,
+                text="401 unauthorized: missing or invalid token",
+                content_type="text/plain",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         handler = self._routes.get(request.path)
         if handler is None:
             return web.Response(status=404, text="404 page not found", content_type="text/plain")

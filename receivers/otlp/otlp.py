@@ -7,12 +7,32 @@ served at all (gRPC UNIMPLEMENTED, HTTP 404), as in the collector.
 
 from __future__ import annotations
 
+from typing import Any
+
 from otel_goblock.receivers.otlp.config import Config
 from otel_goblock.receivers.otlp.grpc import GRPCServer
 from otel_goblock.receivers.otlp.handlers import MetricsHandler, TracesHandler
 from otel_goblock.receivers.otlp.http import HTTPServer
 
 from otel_goblock.component import Component, Consumers, CreateSettings, Host
+
+
+def _authenticator(ext_id: str, host: Host | None) -> Any:
+    """The extension named by `auth.authenticator` (None without auth); fails the start
+    when it is not running or cannot authenticate requests."""
+    if not ext_id:
+        return None
+    ext = host.get_extension(ext_id) if host is not None else None
+    if ext is None:
+        raise RuntimeError(
+            f"otlp: auth.authenticator: extension {ext_id!r} is not configured "
+            "(add it under extensions: and to service.extensions)"
+        )
+    if not callable(getattr(ext, "authenticate", None)):
+        raise RuntimeError(
+            f"otlp: auth.authenticator: extension {ext_id!r} cannot authenticate requests"
+        )
+    return ext
 
 
 class OTLPReceiver(Component):
@@ -47,6 +67,9 @@ class OTLPReceiver(Component):
         return self.http.address if self.http is not None else ""
 
     async def start(self, host: Host | None = None) -> None:
+        for server in (self.grpc, self.http):
+            if server is not None:
+                server.authenticator = _authenticator(server.auth_id, host)
         if self.grpc is not None:
             await self.grpc.start()
         if self.http is not None:
