@@ -13,9 +13,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipelines import Pipeline, free_port, parse_prometheus  # noqa: E402
+from pipelines import Pipeline, free_port, parse_prometheus
 
-__all__ = ["Pipeline", "free_port", "parse_prometheus", "request", "grpc_export", "file_spans"]
+__all__ = ["Pipeline", "file_spans", "free_port", "grpc_export", "parse_prometheus", "request"]
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

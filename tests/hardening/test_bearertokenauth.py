@@ -83,7 +83,7 @@ def test_grpc_refuses_without_valid_token_and_accepts_with_it(secured) -> None:
 
 
 def test_http_refuses_without_valid_token_and_accepts_with_it(secured) -> None:
-    pipeline, _, url, out = secured
+    _, _, url, out = secured
     pb = {"Content-Type": "application/x-protobuf"}
     for md in BAD_HEADERS:
         r = requests.post(url, data=request(), headers={**pb, **dict(md)}, timeout=10)
@@ -156,7 +156,7 @@ def test_unknown_authenticator_fails_the_start(tmp_path: Path) -> None:
         "exporters": {"debug": {}},
         "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["debug"]}}},
     }
-    with pytest.raises(RuntimeError, match="auth.authenticator: extension 'nope'"):
+    with pytest.raises(RuntimeError, match=r"auth\.authenticator: extension 'nope'"):
         Pipeline(cfg, tmp_path).start(timeout=15)
 
 
