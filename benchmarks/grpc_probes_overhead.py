@@ -30,13 +30,18 @@ sys.path.insert(0, str(ROOT / "tests" / "grpc"))
 from grpc_harness import Demo, build_demo, compile_grpc_module  # noqa: E402
 from otel_goblock.receivers.ebpf.grpcprobes import ALL_FAMILIES, GrpcProbes  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
 
 def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU seconds of the process's live threads, ns-precise (/proc/.../schedstat: the
+    tick-based utime/stime of /proc/pid/stat are 10 ms grains)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass  # the thread exited
+    return total / 1e9
 
 
 def prog_ns() -> tuple[int, int]:
@@ -76,6 +81,7 @@ def main() -> int:
     def drain() -> None:
         while not stop.is_set():
             b.ring_buffer_poll(100)
+            b.ring_buffer_consume()
             b.records.clear()
 
     threading.Thread(target=drain, daemon=True).start()

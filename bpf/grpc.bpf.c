@@ -55,6 +55,17 @@
 #define GRPC_O_GOAWAY 0x01    /* GoAwayFrame / goAway offsets known (DWARF) */
 #define GRPC_O_FRAMES 0x02    /* FrameHeader / WindowUpdateFrame / PingFrame offsets known */
 #define GRPC_O_STREAM_ID 0x04 /* stream_id offset known (it is 0 in grpc-go ≤1.68's Stream) */
+#define GRPC_O_AT_STACK_CHECK 0x08 /* entry probes sit on the prologue's `jbe morestack` */
+
+/* Entry probes on amd64 sit on the `jbe runtime.morestack` after the stack check (an
+ * emulated branch: one trap instead of two for the out-of-line `cmp`).  When that branch
+ * will be taken (CF|ZF) the function restarts after morestack and hits the probe again:
+ * the first hit is skipped so each call counts once. */
+#ifdef GOBLOCK_ARCH_ARM64
+#define GRPC_MORESTACK(ctx, o) 0
+#else
+#define GRPC_MORESTACK(ctx, o) (((o)->flags & GRPC_O_AT_STACK_CHECK) && ((ctx)->flags & 0x41))
+#endif
 
 #define GRPC_DEBUG_LEN 64
 
@@ -247,7 +258,7 @@ static __always_inline int grpc_write_entry(struct pt_regs *ctx, u8 server)
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
     struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_WRITE);
-    if (!o)
+    if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     struct grpc_key k = {.pid = pid, .goid = grpc_goid(GO_G(ctx), o->goid)};
     if (!k.goid)
@@ -297,7 +308,7 @@ int grpc_write_ret(struct pt_regs *ctx)
                 u32 win = grpc_u32(grpc_u64(w->conn, lo), o->loopy_oiws);
                 __builtin_memcpy(e->data, &win, 4);
             }
-            grpc_events.ringbuf_submit(e, 0);
+            grpc_events.ringbuf_submit(e, wakeup_flags());
         }
     }
     grpc_writes.delete(&k);
@@ -310,7 +321,7 @@ static __always_inline int grpc_window_update(struct pt_regs *ctx, u8 server)
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
     struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_WINDOW_UPDATE);
-    if (!o)
+    if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx), f = GO_ARG2(ctx);
     grpc_learn_framer(pid, t, server ? o->srv_framer : o->cli_framer);
@@ -324,7 +335,7 @@ static __always_inline int grpc_window_update(struct pt_regs *ctx, u8 server)
         e->value = grpc_u32(f, o->wu_increment);
         e->flags |= GRPC_F_DECODED;
     }
-    grpc_events.ringbuf_submit(e, 0);
+    grpc_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -337,7 +348,7 @@ static __always_inline int grpc_ping_recv(struct pt_regs *ctx, u8 server)
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
     struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_PING_RECV);
-    if (!o)
+    if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx), f = GO_ARG2(ctx);
     grpc_learn_framer(pid, t, server ? o->srv_framer : o->cli_framer);
@@ -357,7 +368,7 @@ static __always_inline int grpc_ping_recv(struct pt_regs *ctx, u8 server)
     u32 ka = server ? o->srv_min_time : o->cli_ka_time;
     if (ka)
         e->value = grpc_u64(t, ka) / 1000000;
-    grpc_events.ringbuf_submit(e, 0);
+    grpc_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -370,7 +381,7 @@ int grpc_ping_sent(struct pt_regs *ctx)
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
     struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_PING_SENT);
-    if (!o)
+    if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 l = GO_ARG1(ctx), p = GO_ARG2(ctx);
     struct grpc_event *e = grpc_reserve(GRPC_PING, pid, id, grpc_loopy_conn(pid, o, l));
@@ -389,7 +400,7 @@ int grpc_ping_sent(struct pt_regs *ctx)
         bpf_probe_read_user(e->data, 8, (void *)(p + o->p_data));
         e->flags |= GRPC_F_DECODED;
     }
-    grpc_events.ringbuf_submit(e, 0);
+    grpc_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -399,7 +410,7 @@ int grpc_goaway_recv(struct pt_regs *ctx)
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
     struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_GOAWAY_RECV);
-    if (!o)
+    if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx), f = GO_ARG2(ctx);
     grpc_learn_framer(pid, t, o->cli_framer);
@@ -413,7 +424,7 @@ int grpc_goaway_recv(struct pt_regs *ctx)
         grpc_copy_bytes(e, f, o->ga_debug);
         e->flags |= GRPC_F_DECODED;
     }
-    grpc_events.ringbuf_submit(e, 0);
+    grpc_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -423,7 +434,7 @@ static __always_inline int grpc_goaway_out(struct pt_regs *ctx, u8 server)
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
     struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_GOAWAY_SENT);
-    if (!o)
+    if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx), g = GO_ARG2(ctx);
     grpc_learn_framer(pid, t, server ? o->srv_framer : o->cli_framer);
@@ -441,7 +452,7 @@ static __always_inline int grpc_goaway_out(struct pt_regs *ctx, u8 server)
         grpc_copy_bytes(e, g, o->og_debug);
         e->flags |= GRPC_F_DECODED;
     }
-    grpc_events.ringbuf_submit(e, 0);
+    grpc_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 
@@ -457,7 +468,7 @@ static __always_inline int grpc_close(struct pt_regs *ctx, u8 server)
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
     struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_CLOSE);
-    if (!o)
+    if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx);
     struct grpc_event *e = grpc_reserve(GRPC_CLOSE, pid, id, t);
@@ -467,7 +478,7 @@ static __always_inline int grpc_close(struct pt_regs *ctx, u8 server)
     e->flags = server ? GRPC_F_SERVER : 0;
     if (GO_ARG2(ctx)) /* itab: a non-nil error */
         grpc_copy_bytes(e, GO_ARG3(ctx), 0);
-    grpc_events.ringbuf_submit(e, 0);
+    grpc_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
 

@@ -41,7 +41,7 @@ H2 = "golang.org/x/net/http2."
 # kinds and flags mirrored from bpf/grpc.bpf.c (tests check them against the source)
 GRPC_WRITE_WAIT, GRPC_WINDOW_UPDATE, GRPC_PING, GRPC_GOAWAY, GRPC_CLOSE = 1, 2, 3, 4, 5
 F_ACK, F_SENT, F_SERVER, F_HEADS_UP, F_DECODED = 0x01, 0x02, 0x04, 0x08, 0x10
-O_GOAWAY, O_FRAMES, O_STREAM_ID = 0x01, 0x02, 0x04
+O_GOAWAY, O_FRAMES, O_STREAM_ID, O_AT_STACK_CHECK = 0x01, 0x02, 0x04, 0x08
 HIT_NAMES = (
     "write",
     "write_ret",
@@ -169,6 +169,31 @@ class GrpcProbePlan:
         return [p for fam in families for p in self.points.get(fam, [])]
 
 
+def stack_check_branch(binary: GoBinary, func: str) -> int | None:
+    """vaddr of the `jbe` of the function's stack-growth check (amd64), or None.
+
+    A uprobe on a function's first instruction (`cmp rsp, [r14+0x10]`) is executed out
+    of line: two traps. The `jbe runtime.morestack` right after it is a branch the
+    kernel emulates: one trap, measured ~3x cheaper here (benchmarks/grpc_probe_cost.py).
+    The argument registers are untouched at that point. When the branch will be taken
+    (CF or ZF set: the stack must grow) the function runs again from its entry after
+    morestack, so the BPF side ignores that hit (GRPC_O_AT_STACK_CHECK).
+    """
+    if binary.arch != "amd64":
+        return None
+    import capstone
+
+    f = binary.function(func)
+    code = binary.image.read(f.entry, min(f.size, 32))
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    insns = list(md.disasm_lite(code, f.entry, 3))
+    for i, (_addr, _size, mnem, ops) in enumerate(insns):
+        if mnem == "cmp" and "r14 + 0x10" in ops:
+            nxt = insns[i + 1] if i + 1 < len(insns) else None
+            return nxt[0] if nxt is not None and nxt[2] == "jbe" else None
+    return None
+
+
 def _first_existing(binary: GoBinary, names: Sequence[str], grpc_version: str) -> str | None:
     """The function variant this grpc-go has: `write` since 1.69, `Write` up to 1.68
     (the version picks the order; the symbol table decides)."""
@@ -265,6 +290,7 @@ def plan_for(path: str) -> GrpcProbePlan:
     offsets, lost = _dwarf_offsets(binary)
     offsets["goid"] = layout["g.goid"]
     plan = GrpcProbePlan(path, version, offsets)
+    entries: list[tuple[str, list[tuple[str, str, int]], int]] = []  # (family, pts, index)
     for fam, probes in FAMILIES.items():
         pts: list[tuple[str, str, int]] = []
         for names, prog, at in probes:
@@ -280,8 +306,16 @@ def plan_for(path: str) -> GrpcProbePlan:
                     lost.append(f"{func}: no RET found")
                 pts += [(func, prog, p.vaddr) for p in rets]
             else:
+                entries.append((fam, pts, len(pts)))
                 pts.append((func, prog, binary.entry_probe(func).vaddr))
         plan.points[fam] = pts
+    # entry probes move to the stack-check branch when every entry has one (the BPF
+    # side's morestack test is per pid, so it is all or nothing)
+    moved = [stack_check_branch(binary, pts[i][0]) for _f, pts, i in entries]
+    if entries and all(m is not None for m in moved):
+        for (_f, pts, i), addr in zip(entries, moved, strict=True):
+            pts[i] = (pts[i][0], pts[i][1], addr)  # type: ignore[assignment]
+        offsets["flags"] |= O_AT_STACK_CHECK
     if lost:
         plan.degraded = [f"{path} (grpc-go {version}): lost: " + "; ".join(lost)]
     _PLANS[id(binary)] = (binary, plan)

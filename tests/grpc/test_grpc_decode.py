@@ -108,14 +108,14 @@ def test_plan_of_the_demo_uses_grpc_185_names_and_dwarf_offsets() -> None:
     o = plan.offsets
     # DESIGN §6: GoAwayFrame.ErrCode at +16, debug data at +24
     assert (o["ga_code"], o["ga_debug"]) == (16, 24)
-    assert o["flags"] == gp.O_GOAWAY | gp.O_FRAMES | gp.O_STREAM_ID
+    assert o["flags"] == gp.O_GOAWAY | gp.O_FRAMES | gp.O_STREAM_ID | gp.O_AT_STACK_CHECK
     assert len(plan.points["flow_control"]) >= 4  # two entries and their RETs
 
 
 def test_plan_of_the_stripped_demo_says_goaway_needs_dwarf() -> None:
     stripped = build_demo().parent / "demo-service-stripped"
     plan = gp.plan_for(str(stripped))
-    assert plan.offsets["flags"] == gp.O_FRAMES
+    assert plan.offsets["flags"] == gp.O_FRAMES | gp.O_AT_STACK_CHECK
     assert len(plan.degraded) == 1 and "GOAWAY code and debug data" in plan.degraded[0]
     # functions come from .gopclntab: every probe point is still there
     full = gp.plan_for(str(build_demo()))
