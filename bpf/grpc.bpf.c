@@ -71,7 +71,7 @@
 
 /* probe ids: per-CPU hit counters (benchmarks: hits per RPC) */
 #define GRPC_HIT_WRITE 0
-#define GRPC_HIT_WRITE_RET 1
+#define GRPC_HIT_WRITE_RET 1  /* write RET or quota wakeup */
 #define GRPC_HIT_WINDOW_UPDATE 2
 #define GRPC_HIT_PING_RECV 3
 #define GRPC_HIT_PING_SENT 4
@@ -280,18 +280,20 @@ static __always_inline int grpc_write_entry(struct pt_regs *ctx, u8 server)
 int grpc_client_write(struct pt_regs *ctx) { return grpc_write_entry(ctx, 0); }
 int grpc_server_write(struct pt_regs *ctx) { return grpc_write_entry(ctx, 1); }
 
-/* a RET of write: same goroutine (R14) */
-int grpc_write_ret(struct pt_regs *ctx)
+/* Close (or cut) the open write of this goroutine at `now`: emit [start, now] when long
+ * enough.  `done`: the write returned (RET probe) — else the goroutine just woke from the
+ * write-quota select and the write goes on: the next piece starts now. */
+static __always_inline void grpc_write_mark(struct pt_regs *ctx, u32 hit, u8 done)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
-    struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_WRITE_RET);
+    struct grpc_offsets *o = grpc_target(pid, hit);
     if (!o)
-        return 0;
+        return;
     struct grpc_key k = {.pid = pid, .goid = grpc_goid(GO_G(ctx), o->goid)};
     struct grpc_write *w = grpc_writes.lookup(&k);
     if (!w)
-        return 0;
+        return;
     u64 now = bpf_ktime_get_ns();
     if (now - w->start_ns >= o->threshold_ns) {
         struct grpc_event *e = grpc_reserve(GRPC_WRITE_WAIT, pid, id, w->conn);
@@ -311,7 +313,25 @@ int grpc_write_ret(struct pt_regs *ctx)
             grpc_events.ringbuf_submit(e, wakeup_flags());
         }
     }
-    grpc_writes.delete(&k);
+    if (done)
+        grpc_writes.delete(&k);
+    else
+        w->start_ns = now;
+}
+
+/* a RET of write: same goroutine (R14).  Used only when the wake point is not found. */
+int grpc_write_ret(struct pt_regs *ctx)
+{
+    grpc_write_mark(ctx, GRPC_HIT_WRITE_RET, 1);
+    return 0;
+}
+
+/* inside write, the `jne` right after `call runtime.selectgo` of the inlined
+ * (*writeQuota).get: reached only when the send blocked on its stream's write quota,
+ * once per wakeup.  Cheaper than RET probes (an emulated branch, and only on stalls). */
+int grpc_write_wake(struct pt_regs *ctx)
+{
+    grpc_write_mark(ctx, GRPC_HIT_WRITE_RET, 0);
     return 0;
 }
 

@@ -84,13 +84,14 @@ _PING_PURPOSE = {
 _KEEPALIVE_CLOSE = re.compile(r"keepalive ping (failed to receive ACK|not acked)", re.I)
 
 # family → [(function names, newest first: the first that exists is used; BPF program;
-#            "entry" | "ret")]
+#            "entry" | "ret" | "wake")]
 FAMILIES: dict[str, list[tuple[tuple[str, ...], str, str]]] = {
+    # "wake": the quota-wait wakeup point inside write (see quota_wake_points), else RETs
     "flow_control": [
         ((T + "(*http2Client).write", T + "(*http2Client).Write"), "grpc_client_write", "entry"),
-        ((T + "(*http2Client).write", T + "(*http2Client).Write"), "grpc_write_ret", "ret"),
+        ((T + "(*http2Client).write", T + "(*http2Client).Write"), "grpc_write_wake", "wake"),
         ((T + "(*http2Server).write", T + "(*http2Server).Write"), "grpc_server_write", "entry"),
-        ((T + "(*http2Server).write", T + "(*http2Server).Write"), "grpc_write_ret", "ret"),
+        ((T + "(*http2Server).write", T + "(*http2Server).Write"), "grpc_write_wake", "wake"),
     ],
     "window_updates": [
         ((T + "(*http2Client).handleWindowUpdate",), "grpc_client_window_update", "entry"),
@@ -192,6 +193,33 @@ def stack_check_branch(binary: GoBinary, func: str) -> int | None:
             nxt = insns[i + 1] if i + 1 < len(insns) else None
             return nxt[0] if nxt is not None and nxt[2] == "jbe" else None
     return None
+
+
+def quota_wake_points(binary: GoBinary, func: str) -> list[int]:
+    """vaddrs of the `jcc` after each `call runtime.selectgo` in write (amd64), [] if none.
+
+    `(*writeQuota).get` is inlined into write; its `select` on the quota channel is the
+    only selectgo call there. The branch testing selectgo's result runs once per wakeup
+    from that wait, so a probe there costs nothing on sends that never stall (unlike a
+    RET probe, which fires on every send and is executed out of line: two traps).
+    """
+    if binary.arch != "amd64":
+        return []
+    import capstone
+
+    sel = binary.symbols.function("runtime.selectgo")
+    if sel is None:
+        return []
+    f = binary.function(func)
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    insns = list(md.disasm_lite(binary.image.read(f.entry, f.size), f.entry))
+    out = []
+    for i, (_addr, _size, mnem, ops) in enumerate(insns[:-2]):
+        if mnem == "call" and ops == hex(sel.entry):
+            (_a1, _s1, m1, _o1), (a2, _s2, m2, _o2) = insns[i + 1], insns[i + 2]
+            if m1 == "test" and m2.startswith("j") and m2 != "jmp":
+                out.append(a2)
+    return out
 
 
 def _first_existing(binary: GoBinary, names: Sequence[str], grpc_version: str) -> str | None:
@@ -300,6 +328,13 @@ def plan_for(path: str) -> GrpcProbePlan:
                     lost.append(f"{prog}: none of {', '.join(names)} in the binary")
                 continue
             plan.functions[prog] = func
+            if at == "wake":
+                wakes = quota_wake_points(binary, func)
+                if len(wakes) == 1:
+                    pts += [(func, prog, wakes[0])]
+                    continue
+                prog, at = "grpc_write_ret", "ret"  # not found: exits by RET probes
+                plan.functions[prog] = func
             if at == "ret":
                 rets = binary.ret_probes(func)
                 if not rets:
