@@ -211,9 +211,13 @@ static __always_inline struct grpc_event *grpc_reserve(u8 kind, u32 pid, u64 id,
 
 /* remember transport ↔ framer, so loopy-side probes (which only know the framer) can name
  * the connection when the loopy closure is not readable */
-static __always_inline void grpc_learn_framer(u32 pid, u64 t, u32 framer_off)
+static __always_inline void grpc_learn_framer(struct grpc_offsets *o, u32 pid, u64 t,
+                                              u32 framer_off, u8 hot)
 {
-    if (!framer_off || !t)
+    /* hot paths (every send, every WINDOW_UPDATE) skip it when loopy's closure names the
+     * transport (grpc-go 1.64-1.85 pass t.outgoingGoAwayHandler on both sides); the rare
+     * frames (pings, GOAWAY, close) still fill it for binaries where that closure is nil */
+    if ((hot && o->loopy_goaway_fn) || !framer_off || !t)
         return;
     struct grpc_framer_key k = {.pid = pid, .framer = grpc_u64(t, framer_off)};
     if (k.framer)
@@ -273,7 +277,7 @@ static __always_inline int grpc_write_entry(struct pt_regs *ctx, u8 server)
     if (o->flags & GRPC_O_STREAM_ID)
         w.stream_id = grpc_u32(GO_ARG2(ctx), o->stream_id);
     grpc_writes.update(&k, &w);
-    grpc_learn_framer(pid, t, server ? o->srv_framer : o->cli_framer);
+    grpc_learn_framer(o, pid, t, server ? o->srv_framer : o->cli_framer, 1);
     return 0;
 }
 
@@ -344,7 +348,7 @@ static __always_inline int grpc_window_update(struct pt_regs *ctx, u8 server)
     if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx), f = GO_ARG2(ctx);
-    grpc_learn_framer(pid, t, server ? o->srv_framer : o->cli_framer);
+    grpc_learn_framer(o, pid, t, server ? o->srv_framer : o->cli_framer, 1);
     struct grpc_event *e = grpc_reserve(GRPC_WINDOW_UPDATE, pid, id, t);
     if (!e)
         return 0;
@@ -371,7 +375,7 @@ static __always_inline int grpc_ping_recv(struct pt_regs *ctx, u8 server)
     if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx), f = GO_ARG2(ctx);
-    grpc_learn_framer(pid, t, server ? o->srv_framer : o->cli_framer);
+    grpc_learn_framer(o, pid, t, server ? o->srv_framer : o->cli_framer, 0);
     struct grpc_event *e = grpc_reserve(GRPC_PING, pid, id, t);
     if (!e)
         return 0;
@@ -433,7 +437,7 @@ int grpc_goaway_recv(struct pt_regs *ctx)
     if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx), f = GO_ARG2(ctx);
-    grpc_learn_framer(pid, t, o->cli_framer);
+    grpc_learn_framer(o, pid, t, o->cli_framer, 0);
     struct grpc_event *e = grpc_reserve(GRPC_GOAWAY, pid, id, t);
     if (!e)
         return 0;
@@ -457,7 +461,7 @@ static __always_inline int grpc_goaway_out(struct pt_regs *ctx, u8 server)
     if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
     u64 t = GO_ARG1(ctx), g = GO_ARG2(ctx);
-    grpc_learn_framer(pid, t, server ? o->srv_framer : o->cli_framer);
+    grpc_learn_framer(o, pid, t, server ? o->srv_framer : o->cli_framer, 0);
     struct grpc_event *e = grpc_reserve(GRPC_GOAWAY, pid, id, t);
     if (!e)
         return 0;
