@@ -241,3 +241,40 @@ def test_metrics_histogram_goaways_by_code_and_pings_per_connection() -> None:
     assert pings == {("0xa", False): 2, ("0xb", True): 1}
     assert "goblock.grpc.goaways" not in by_pid[2]
     assert gp.grpc_metrics([]).resource_metrics == []
+
+
+def test_probes_avoid_out_of_line_placements_on_amd64() -> None:
+    """Entries on the stack-check `jbe`, write's end at the quota wakeup: no RET probes
+    (each RET hit is two traps, on every send); see GRPC.md "Cheap placements"."""
+    exe = str(build_demo())
+    plan = gp.plan_for(exe)
+    progs = [p for _f, p, _a in plan.points["flow_control"]]
+    assert sorted(progs) == sorted(
+        ["grpc_client_write", "grpc_server_write", "grpc_write_wake", "grpc_write_wake"]
+    )
+    from otel_goblock.golang import open_go_binary
+
+    binary = open_go_binary(exe)
+    for fam, points in plan.points.items():
+        for func, prog, addr in points:
+            if prog == "grpc_write_wake":
+                assert addr in gp.quota_wake_points(binary, func)
+            else:
+                assert addr == gp.stack_check_branch(binary, func), (fam, func)
+                assert addr != binary.entry_probe(func).vaddr
+
+
+@pytest.mark.ebpf
+def test_grpc_source_compiles_in_one_module_with_every_other_source() -> None:
+    """The receiver loads every concern as ONE BCC module: names must not clash."""
+    from otel_goblock.receivers.ebpf.btf import task_fsbase_offset
+    from otel_goblock.receivers.ebpf.program import ProgramOptions, import_bcc, source_text
+
+    text, cflags = source_text(ProgramOptions(fsbase_offset=task_fsbase_offset()))
+    text += "\n" + (BPF / "goruntime.bpf.c").read_text() + "\n" + SRC
+    b = import_bcc().BPF(text=text, cflags=cflags)
+    try:
+        assert b["grpc_offsets"].Leaf.threshold_ns is not None
+        assert b["go_offsets"] is not None
+    finally:
+        b.cleanup()
