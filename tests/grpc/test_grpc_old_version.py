@@ -107,3 +107,15 @@ def test_v164_unary_has_no_flow_control_wait(observed: Any) -> None:
         answer, events = run(observed, "unary")
         assert "error" not in answer
         assert not [e for e in events if e.attrs["type"] == "flow_control_wait"]
+
+
+@pytest.mark.ebpf
+def test_keepalive_timeout_close_is_named(observed: Any) -> None:
+    """A peer that accepts and never answers: the client's keepalive ping is never acked
+    and grpc-go closes the transport with its keepalive error."""
+    _answer, events = run(observed, "kato 100")
+    kato = [e for e in events if e.attrs["type"] == "keepalive_timeout"]
+    assert [(e.attrs["side"], e.attrs["reason"]) for e in kato] == [
+        ("client", "keepalive ping failed to receive ACK within timeout")
+    ]
+    assert kato[0].attrs["conn"].startswith("0x")
