@@ -214,11 +214,14 @@ def quota_wake_points(binary: GoBinary, func: str) -> list[int]:
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     insns = list(md.disasm_lite(binary.image.read(f.entry, f.size), f.entry))
     out = []
-    for i, (_addr, _size, mnem, ops) in enumerate(insns[:-2]):
-        if mnem == "call" and ops == hex(sel.entry):
-            (_a1, _s1, m1, _o1), (a2, _s2, m2, _o2) = insns[i + 1], insns[i + 2]
-            if m1 == "test" and m2.startswith("j") and m2 != "jmp":
-                out.append(a2)
+    for i, (_addr, _size, mnem, ops) in enumerate(insns):
+        if mnem != "call" or ops != hex(sel.entry):
+            continue
+        # Go 1.27 pads the call site with a `nop`: skip nops, then `test`, then the jcc
+        rest = [x for x in insns[i + 1 : i + 5] if x[2] != "nop"]
+        jcc = len(rest) >= 2 and rest[1][2].startswith("j") and rest[1][2] != "jmp"
+        if jcc and rest[0][2] == "test":
+            out.append(rest[1][0])
     return out
 
 

@@ -278,3 +278,16 @@ def test_grpc_source_compiles_in_one_module_with_every_other_source() -> None:
         assert b["go_offsets"] is not None
     finally:
         b.cleanup()
+
+
+def test_go127_build_of_the_demo_gets_the_same_plan_from_dwarf() -> None:
+    """Go 1.27 is newer than any table: its plan must come from DWARF and disassembly."""
+    go127 = build_demo().parent / "go1.27" / "demo-service"
+    if not go127.exists():
+        pytest.skip("build/go1.27/demo-service not built (scripts/build_demo.sh --go127)")
+    new, cur = gp.plan_for(str(go127)), gp.plan_for(str(build_demo()))
+    assert new.degraded == []
+    assert new.offsets == cur.offsets
+    assert {f: [p for _fn, p, _a in pts] for f, pts in new.points.items()} == {
+        f: [p for _fn, p, _a in pts] for f, pts in cur.points.items()
+    }

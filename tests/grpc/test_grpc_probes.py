@@ -215,3 +215,26 @@ def test_stripped_binary_still_sees_stalls_and_says_goaway_is_lost(
     finally:
         probes.close()
         demo.stop()
+
+
+def test_go127_build_sees_stalls_and_goaway(bpf, demo_binary: Path) -> None:
+    """Go 1.27 (newer than every table; pads call sites with a nop): same events."""
+    go127 = demo_binary.parent / "go1.27" / "demo-service"
+    if not go127.exists():
+        pytest.skip("build/go1.27/demo-service not built (scripts/build_demo.sh --go127)")
+    demo = Demo(go127, None)
+    probes = GrpcProbes(bpf, flow_threshold_ns=1_000_000)
+    try:
+        plan = probes.attach(demo.pid, str(go127))
+        assert "grpc_write_ret" not in plan.functions  # the wakeup point was found
+        drain(bpf, demo.pid, settle_s=0)
+        answer = demo.get("/grpc/flow?ms=20&kib=256")
+        demo.get("/grpc/keepalive?ms=100")
+        events = grpc_events(drain(bpf, demo.pid), CLOCK)
+        waits = of(events, "flow_control_wait", side="client")
+        total = sum(e.duration_ns for e in waits) / 1e6
+        assert total >= 0.6 * answer["send_ms"], (total, answer)
+        assert of(events, "goaway", side="client", direction="received", code=11)
+    finally:
+        probes.close()
+        demo.stop()
