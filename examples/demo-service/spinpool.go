@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // spinPool is a set of `spin` child processes, started once with the service and idle
@@ -42,6 +43,8 @@ func newSpinPool(n int) *spinPool {
 		}
 		cmd := exec.Command(exe, "spin")
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = r, nil, os.Stderr
+		// the pool must not outlive a service that is killed (tests kill -9 it)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			log.Printf("spin pool: %v", err)
 			r.Close()

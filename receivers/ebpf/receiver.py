@@ -285,6 +285,8 @@ class EbpfReceiver(Component):
                     next_lost = now + 1.0
                 if now >= next_reap and self.targets is not None:
                     self.targets.reap()
+                    if self.goprobes is not None:
+                        self.goprobes.reap_idle()
                     next_reap = now + 5.0
                 if now >= next_metrics:
                     self._emit_metrics()

@@ -134,6 +134,7 @@ def test_syscall_storm_overflowing_the_ring_is_counted_and_pipeline_keeps_runnin
             "tcp": False,
             "syscall_threshold": "0",
             "ring_buffer_size": 4096,
+            "go_runtime": {"parks": False, "gc": False, "lineage": False, "span_markers": False},
         },
         name="storm",
     )
