@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -75,6 +76,12 @@ async def _run(cfg: ServiceConfig) -> int:
         log.error("could not start: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
         return 1
     assert service.fatal is not None
+    # Everything built so far (modules, config, servers) lives as long as the process:
+    # keep it out of the cyclic collector, and collect less often. With millions of
+    # long-lived objects a full collection paused the join for 0.2-0.8 s
+    # (processors/goblock README, benchmarks/goblock_join.py).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     stopper = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({stopper, service.fatal}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
