@@ -31,8 +31,10 @@ build_variant() {
   gover=$(cd "$SRC" && GOTOOLCHAIN=$toolchain "$GO" env GOVERSION)
   local hash
   # the script itself is hashed too: a change of build flags must rebuild
-  hash=$( { echo "$gover"; cat "$SELF" "$SRC/go.mod" "$SRC/go.sum"; \
-            find "$SRC" -name '*.go' -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -d' ' -f1)
+  # examples/goblocktrace is built in through go.mod's replace directive: hash it too
+  hash=$( { echo "$gover"; cat "$SELF" "$SRC/go.mod" "$SRC/go.sum" "$ROOT/examples/goblocktrace/go.mod"; \
+            find "$SRC" "$ROOT/examples/goblocktrace" -name '*.go' ! -name '*_test.go' -print0 \
+            | sort -z | xargs -0 cat; } | sha256sum | cut -d' ' -f1)
   if [ -x "$out/demo-service" ] && [ -x "$out/demo-service-stripped" ] \
      && [ "$(cat "$out/.demo-service.hash" 2>/dev/null)" = "$hash" ]; then
     log "cached: $out/demo-service{,-stripped} ($gover)"

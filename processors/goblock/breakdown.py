@@ -205,13 +205,19 @@ def _goroutine_segs(
         if seg[2] != PARK or seg[3] not in WAITS_ON_CHILDREN:
             result.append(seg)
             continue
-        # the last child (spawned before the wake) to finish is what the wait ended on
+        # the last child (spawned before the wake) to finish is what the wait ended on.
+        # The wake is the end of the whole park, not of this segment: a stop-the-world
+        # inside the wait cuts it into segments, and each is the same wait on the child.
+        wake = max(
+            (r[1] for r in recs if r[2] == PARK and r[0] <= seg[0] and r[1] >= seg[1]),
+            default=seg[1],
+        )
         best, best_t, best_end = 0, 0, 0
         for t, child in kids:
-            if start <= t <= seg[1]:
+            if start <= t <= wake:
                 out.goroutines.add(child)
                 last = tl.last_activity(child, prefer)
-                if seg[0] < last <= seg[1] + _WAKE_SLACK_NS and last > best_end:
+                if seg[0] < last <= wake + _WAKE_SLACK_NS and last > best_end:
                     best, best_t, best_end = child, t, last
         if not best:
             result.append(seg)

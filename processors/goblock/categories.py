@@ -59,6 +59,7 @@ PARK_CAUSE: dict[str, str] = {
     "network": "network",
     "GC assist wait": "gc_assist",
     "GC mark assist wait": "gc_assist",
+    "GC mark assist wait for work": "gc_assist",  # the execution tracer's block reason
     "GC assist marking": "gc_assist",
     "wait for GC cycle": "gc_assist",
     "wait until GC ends": "gc_assist",

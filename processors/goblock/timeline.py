@@ -47,8 +47,6 @@ _GOID, _TID, _STW, _KIDS, _TCP = 0, 1, 2, 3, 4
 _CANDIDATE_CODES = frozenset({SYSCALL, GC_ASSIST, GRPC_FC})
 OTHER_SOURCE = 2
 _START = itemgetter(0)
-# kinds whose source is arbitrated per process when both receivers see it
-_ARBITRATED = frozenset({PARK, GC_STW, GC_ASSIST})
 
 
 class WaitReason(str):
@@ -114,7 +112,8 @@ class ProcTimeline:
         self.unsorted: set[tuple[int, int]] = set()
         self.markers: dict[tuple[str, str], tuple[int, int, int]] = {}  # → goid, tid, t
         self.children: dict[int, list[tuple[int, int]]] = {}  # parent → [(t, child)]
-        self.park_sources: set[int] = set()
+        # per arbitrated kind (PARK, GC_STW, GC_ASSIST): the sources that reported it
+        self.park_sources: dict[int, set[int]] = {}
         self.done: dict[int, int] = {}  # goid → end of the last span joined on it
         self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
         self.exe: str | None = None
@@ -157,13 +156,18 @@ class ProcTimeline:
             self.unsorted.discard((kind, key))
         return recs
 
+    def arbitrated(self, code: int) -> bool:
+        """True when more than one source reported this kind (then only `prefer` counts):
+        an ebpf receiver with only its `gc` probes must not silence gotrace's parks."""
+        return len(self.park_sources.get(code, ())) > 1
+
     def goroutine(self, goid: int, start: int, end: int, prefer: int) -> list[Rec]:
         recs = self.by_goid.get(goid)
         if not recs:
             return []
         out = _overlapping(self._sorted(0, goid, recs), start, end)
-        if len(self.park_sources) > 1:
-            out = [r for r in out if r[2] not in _ARBITRATED or r[5] == prefer]
+        if self.park_sources:
+            out = [r for r in out if r[5] == prefer or not self.arbitrated(r[2])]
         return out
 
     def thread(self, tid: int, start: int, end: int) -> list[Rec]:
@@ -176,7 +180,7 @@ class ProcTimeline:
         if not self.stw:
             return []
         out = _overlapping(self._sorted(2, 0, self.stw), start, end)
-        if len(self.park_sources) > 1:
+        if self.arbitrated(GC_STW):
             out = [r for r in out if r[5] == prefer]
         return out
 
@@ -186,10 +190,9 @@ class ProcTimeline:
         if not recs:
             return 0
         recs = self._sorted(0, goid, recs)
-        arb = len(self.park_sources) > 1
         best = 0
         for r in recs[-8:]:
-            if (not arb or r[2] not in _ARBITRATED or r[5] == prefer) and r[1] > best:
+            if (r[5] == prefer or not self.arbitrated(r[2])) and r[1] > best:
                 best = r[1]
         return best
 
@@ -276,7 +279,7 @@ class Timelines:
                     op = "write" if a.get("mode") in ("w", "write") else "read"
                     reason = WaitReason(reason, a["fd_target"], op)
                 rec: Rec = (start, end, PARK, reason, e.tid, src)
-                tl.park_sources.add(src)
+                tl.park_sources.setdefault(PARK, set()).add(src)
             elif kind == "syscall":
                 a = e.attrs
                 rec = (
@@ -296,9 +299,9 @@ class Timelines:
                 rec = (start, end, RUNQUEUE, e.attrs.get("after", ""), e.tid, src)
             elif kind == "gc_assist":
                 rec = (start, end, GC_ASSIST, None, e.tid, src)
-                tl.park_sources.add(src)
+                tl.park_sources.setdefault(GC_ASSIST, set()).add(src)
             elif kind == "gc_stw":
-                tl.park_sources.add(src)
+                tl.park_sources.setdefault(GC_STW, set()).add(src)
                 stw = tl.stw
                 if stw and stw[-1][0] > start:
                     tl.unsorted.add((2, 0))

@@ -33,10 +33,9 @@ def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
     known goroutines, GC assist and stop-the-world, flow-control waits ≥ min_episode)."""
     out: list[Seg] = []
     cands = tl.candidates
-    arbitrate = len(tl.park_sources) > 1
     while cands and cands[0][0] < cutoff:
         s, e, code, detail, goid, tid, src = cands.popleft()
-        if arbitrate and code in (PARK, GC_ASSIST, GC_STW) and src != prefer:
+        if src != prefer and code in (PARK, GC_ASSIST, GC_STW) and tl.arbitrated(code):
             continue
         if not tl.claimed(goid, s, e):  # goid 0 (stop-the-world): any span of the process
             out.append((s, e, code, detail, goid, tid))

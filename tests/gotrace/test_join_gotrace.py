@@ -163,12 +163,6 @@ async def test_markers_from_both_sources_are_one_join() -> None:
     assert tel.total("goblock_spans_joined_goroutine") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processor arbitrates sources per process, not per event kind: an ebpf "
-    "receiver with only the `gc` probe family makes gotrace's parks ignored under "
-    "prefer_source=ebpf (diff proposed in the issue 8 report)",
-)
 async def test_gotrace_parks_count_when_ebpf_reports_only_gc() -> None:
     proc, sink, _ = make({"prefer_source": "ebpf"})
     events = [
@@ -184,12 +178,6 @@ async def test_gotrace_parks_count_when_ebpf_reports_only_gc() -> None:
     assert cats.get("goblock.park.sleep.ms") == pytest.approx(50.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processors/goblock/categories.py maps 'GC mark assist wait' but not the "
-    "execution tracer's exact block reason 'GC mark assist wait for work' (diff proposed "
-    "in the issue 8 report); /gc spans then read unattributed",
-)
 async def test_gotrace_mark_assist_wait_reads_as_gc_assist() -> None:
     """Go's tracer names a goroutine parked waiting for mark-assist work "GC mark assist
     wait for work" (seen on the demo's /gc): that is GC assist time, not unexplained."""
@@ -235,13 +223,6 @@ async def test_a_fanout_cut_by_a_window_boundary_reads_whole() -> None:
     assert "goblock.park.sync.ms" not in a
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processors/goblock/breakdown.py matches the last child's finish against the "
-    "end of each swept segment, and a stop-the-world inside the parent's wait cuts it "
-    "into segments: the first (longest) one finds no child and reads `lock` (seen on "
-    "/fanout, 8% of requests; diff proposed in the issue 8 report)",
-)
 async def test_a_fanout_wait_cut_by_stop_the_world_keeps_its_critical_path() -> None:
     proc, sink, _ = make()
     kids = (2, 3, 4, 5)
