@@ -1,6 +1,6 @@
 """Hypothesis profiles of the fuzz tests: `ci` (bounded, the default) and `long`
-(scripts/fuzz.sh). Selected by env HYPOTHESIS_PROFILE; loaded by the test modules that
-use them (tests/conftest.py is the lead's; see the report for the 3 lines to move here).
+(scripts/fuzz.sh). Selected by env HYPOTHESIS_PROFILE; used by the test modules that
+import `PROFILE` (tests/conftest.py is the lead's; see the report for the lines to move).
 
 Tests elsewhere pin `max_examples` in their own `@settings`, which a profile cannot
 override; `fuzz_plugin.py` scales those for the long campaigns.
@@ -24,8 +24,9 @@ settings.register_profile(
 )
 
 
-def load() -> None:
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-load()
+# the settings of this folder's fuzz tests (a decorator); the session-wide profile is
+# changed only when HYPOTHESIS_PROFILE asks for it (scripts/fuzz.sh), so importing this
+# module never changes the budgets of other folders' tests in a CI run
+PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+if "HYPOTHESIS_PROFILE" in os.environ:
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])

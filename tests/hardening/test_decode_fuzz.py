@@ -17,7 +17,7 @@ from otel_goblock.receivers.ebpf.syscalls import syscall_name, takes_fd
 
 from otel_goblock.pdata import Event
 
-from . import hypothesis_profiles  # noqa: F401 - registers and loads the profile
+from .hypothesis_profiles import PROFILE
 
 OFFSET = 1_700_000_000_000_000_000
 PLAIN = (str, int, float, bool)
@@ -36,21 +36,25 @@ def check(ev: Event | None) -> None:
         assert isinstance(k, str) and isinstance(v, PLAIN), (k, v)
 
 
+@PROFILE
 @given(record(decode.SCHED_EVENT))
 def test_sched_records(raw: bytes) -> None:
     check(decode.sched_event(decode.unpack_sched(raw), OFFSET))
 
 
+@PROFILE
 @given(record(decode.TCP_EVENT))
 def test_tcp_records(raw: bytes) -> None:
     check(decode.tcp_event(decode.unpack_tcp(raw), OFFSET))
 
 
+@PROFILE
 @given(record(decode.GO_EVENT), st.dictionaries(st.integers(0, 300), st.text(max_size=20)))
 def test_go_records(raw: bytes, reasons: dict[int, str]) -> None:
     check(decode.go_event(decode.unpack_go(raw), OFFSET, reasons, reasons))
 
 
+@PROFILE
 @given(record(decode.PROC_EVENT))
 def test_proc_records(raw: bytes) -> None:
     # as the receiver's _handle_proc reads them: NUL-terminated names, any bytes
@@ -63,6 +67,7 @@ def test_proc_records(raw: bytes) -> None:
 _FDS = FdResolver(max_entries=256)
 
 
+@PROFILE
 @given(record(decode.SYSCALL_EVENT))
 def test_syscall_records_named_as_the_receiver_does(raw: bytes) -> None:
     _s, _e, _g, _r, arg0, pid, _t, nr, mode, ino, name = decode.unpack_syscall(raw)
