@@ -168,3 +168,36 @@ def test_config_rules_and_redaction() -> None:
     with pytest.raises(ConfigError, match="exactly one"):
         decode(AuthConfig, {})
     assert TOKEN not in repr(decode(AuthConfig, {"token": TOKEN}))
+
+
+def test_token_file_rotation_takes_effect_without_restart(tmp_path: Path) -> None:
+    """A rotated secret (new file content, new mtime) is picked up within a second; a
+    file that disappears keeps the last good token rather than locking everyone out."""
+    import asyncio
+    import logging
+    import os
+
+    from opentelemetry.metrics import get_meter
+
+    from otel_goblock.component import ComponentID, CreateSettings
+    from otel_goblock.extensions.bearertokenauth.bearertokenauth import BearerTokenAuth
+
+    f = tmp_path / "token"
+    f.write_text("old-token\n")
+    ext = BearerTokenAuth(
+        CreateSettings(
+            ComponentID("bearertokenauth"), "extension", logging.getLogger("t"), get_meter("t")
+        ),
+        AuthConfig(filename=str(f)),
+    )
+    asyncio.run(ext.start(None))  # type: ignore[arg-type]
+    assert ext.authenticate({"Authorization": "Bearer old-token"})
+    f.write_text("new-token\n")
+    os.utime(f, (time.time() + 5, time.time() + 5))  # a distinct mtime even on coarse clocks
+    time.sleep(1.1)
+    assert ext.authenticate([("authorization", "Bearer new-token")])
+    assert not ext.authenticate([("authorization", "Bearer old-token")])
+    f.unlink()
+    time.sleep(1.1)
+    assert ext.authenticate([("authorization", "Bearer new-token")])
+    assert ext.client_headers() == {"authorization": "Bearer new-token"}
