@@ -32,7 +32,7 @@ from ebpf_harness import Proc, require_ebpf
 STORM_S = 8
 SPANS = 400
 RSS_LIMIT = 400 * 1024 * 1024
-MAX_EVENTS = 300_000
+MAX_EVENTS = 200_000
 
 
 @pytest.mark.ebpf
