@@ -78,10 +78,10 @@ class GRPCServer:
         self._metrics = metrics
         self._logger = logger
         self._server: grpc.aio.Server | None = None
-        self.address = ""
+        self.address = ""  # host:port actually bound (the port is known after start)
         # set by the receiver at start from `auth.authenticator` (None: no auth)
         self.auth_id = cfg.auth.authenticator if cfg.auth is not None else ""
-        self.authenticator: Any = None  # host:port actually bound (the port is known after start)
+        self.authenticator: Any = None
 
     async def start(self) -> None:
         cfg = self._cfg
