@@ -158,12 +158,17 @@ BPF_PERCPU_ARRAY(grpc_hits, u64, GRPC_HIT_MAX);
 BPF_PERCPU_ARRAY(grpc_lost, u64, 1);
 BPF_RINGBUF_OUTPUT(grpc_events, GOBLOCK_RING_PAGES);
 
+/* uprobes sit on the binary (every process running it traps); hits are counted for the
+ * target pids only, the cost the probes add per RPC of an observed process */
 static __always_inline struct grpc_offsets *grpc_target(u32 pid, u32 hit)
 {
-    u64 *n = grpc_hits.lookup(&hit);
-    if (n)
-        (*n)++;
-    return grpc_offsets.lookup(&pid);
+    struct grpc_offsets *o = grpc_offsets.lookup(&pid);
+    if (o) {
+        u64 *n = grpc_hits.lookup(&hit);
+        if (n)
+            (*n)++;
+    }
+    return o;
 }
 
 static __always_inline u64 grpc_goid(u64 g, u32 off)

@@ -210,9 +210,12 @@ def _keepalive(bd: Breakdown, tl: ProcTimeline, an: Analysis, start: int, end: i
             kind == "grpc"
             and start <= t <= end
             and a.get("type") in ("goaway", "keepalive_timeout")
-            and (g == 0 or g in an.goroutines)
+            # the transport's reader goroutine receives a GOAWAY, not the span's: a client
+            # side teardown in the process explains any RPC wait it cut short (connections
+            # are not matched yet: two client connections torn down at once both explain)
+            and (g == 0 or g in an.goroutines or a.get("side") == "client")
         ):
-            code = a.get("code", a.get("error_code", ""))
+            code = a.get("code_name") or a.get("code", a.get("error_code", ""))
             debug = a.get("debug_data", "")
             what = "GOAWAY" if a.get("type") == "goaway" else "keepalive timeout"
             detail = " ".join(str(x) for x in (code, debug) if x != "")

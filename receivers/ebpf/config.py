@@ -57,12 +57,28 @@ class GoRuntime:
 
 
 @dataclass
+class GoGrpc:
+    """grpc-go transport uprobes (issue 7; receivers/ebpf/GRPC.md): flow-control stalls,
+    WINDOW_UPDATEs, pings, GOAWAYs, keepalive closes. Attached only to binaries that link
+    grpc-go."""
+
+    enabled: bool = True
+    flow_threshold: Duration = field(default_factory=lambda: Duration(0.001))
+
+    def validate(self) -> list[str]:
+        if self.flow_threshold < 0:
+            return [f"flow_threshold: expected a duration >= 0, got {self.flow_threshold}"]
+        return []
+
+
+@dataclass
 class Config:
     targets: list[Target] = field(default_factory=list)
     syscalls: bool = True
     sched: bool = True
     tcp: bool = True
     go_runtime: GoRuntime = field(default_factory=GoRuntime)
+    go_grpc: GoGrpc = field(default_factory=GoGrpc)
     syscall_threshold: Duration = field(default_factory=lambda: Duration(0.001))
     offcpu_threshold: Duration = field(default_factory=lambda: Duration(0.001))
     tcp_probe_interval: Duration = field(default_factory=lambda: Duration(1.0))

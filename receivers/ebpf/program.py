@@ -57,6 +57,7 @@ class ProgramOptions:
     sched: bool = True
     tcp: bool = True
     goruntime: bool = False  # bpf/goruntime.bpf.c: programs for the Go runtime uprobes
+    grpc: bool = False  # bpf/grpc.bpf.c: programs for the grpc-go transport uprobes
     ring_pages: int = 256
     fsbase_offset: int = 0
     fd_offsets: tuple[tuple[str, int], ...] = ()  # GOBLOCK_OFF_* → value, from BTF
@@ -67,6 +68,7 @@ def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
     # goruntime first: the syscalls program calls its go_resumed()
     concerns = (
         ("goruntime", opts.goruntime),
+        ("grpc", opts.grpc),
         ("syscalls", opts.syscalls),
         ("sched", opts.sched),
         ("tcp", opts.tcp),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ctypes
 import logging
 import os
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from otel_goblock.receivers.ebpf import decode, metrics
+from otel_goblock.receivers.ebpf import decode, grpcprobes, metrics
 from otel_goblock.receivers.ebpf.config import Config
 from otel_goblock.receivers.ebpf.fdtarget import FdResolver
 from otel_goblock.receivers.ebpf.goruntime import GoRuntimeProbes, plan_for
@@ -48,6 +49,7 @@ from otel_goblock.doctor import (
     failure_message,
     run_doctor,
 )
+from otel_goblock.golang.elfimage import GoBinaryError
 from otel_goblock.pdata import Event, Metrics, RequestInfo, Traces
 
 PAGE = 4096
@@ -87,6 +89,8 @@ class EbpfReceiver(Component):
         self._proc_recs: list[tuple] = []
         self._go_recs: list[tuple] = []
         self.goprobes: GoRuntimeProbes | None = None
+        self._grpc_recs: list = []
+        self.grpcprobes: grpcprobes.GrpcProbes | None = None
         self._go_attach: collections.deque[tuple[int, str]] = collections.deque()
         self._kernel_lost: dict[str, int] = {}
         self.lost: dict[str, int] = {}  # concern → events lost so far (tests, benchmarks)
@@ -151,6 +155,7 @@ class EbpfReceiver(Component):
                 sched=c.sched,
                 tcp=c.tcp,
                 goruntime=bool(c.go_runtime.families()),
+                grpc=c.go_grpc.enabled,
                 ring_pages=max(1, int(c.ring_buffer_size) // PAGE),
                 fsbase_offset=fsbase,
                 fd_offsets=fd_offsets,
@@ -170,8 +175,13 @@ class EbpfReceiver(Component):
                     own_sys_enter=not c.syscalls,
                     assist_threshold_ns=int(c.go_runtime.assist_threshold * 1e9),
                 )
+            if c.go_grpc.enabled:
+                self.grpcprobes = grpcprobes.GrpcProbes(
+                    prog.bpf, flow_threshold_ns=int(c.go_grpc.flow_threshold * 1e9)
+                )
             rings = [
                 ("proc_events", self._proc_recs, True),
+                ("grpc_events", self._grpc_recs, c.go_grpc.enabled),
                 ("go_events", self._go_recs, bool(families)),
                 ("syscall_events", self._sys_recs, c.syscalls),
                 ("sched_events", self._sched_recs, c.sched),
@@ -185,7 +195,7 @@ class EbpfReceiver(Component):
                 prog.add_target,
                 self._remove_target,
                 self._log,
-                on_go_binary=self._go_binary_ready if families else None,
+                on_go_binary=(self._go_binary_ready if families or c.go_grpc.enabled else None),
             )
             self.targets.scan()
         except BaseException:
@@ -199,18 +209,34 @@ class EbpfReceiver(Component):
             self.program.remove_target(pid)
         if self.goprobes is not None:
             self.goprobes.detach(pid)
+        if self.grpcprobes is not None:
+            self.grpcprobes.detach(pid)
 
     def _go_binary_ready(self, pid: int, exe: str) -> None:
         """Refiner thread: read the binary (slow, cached), then let the poll thread attach:
         the BCC module is only touched by the thread that polls it."""
-        plan_for(exe)
+        if self.goprobes is not None:
+            plan_for(exe)
+        if self.grpcprobes is not None:
+            # no grpc-go in this binary: attach() skips it quietly on the poll thread
+            with contextlib.suppress(GoBinaryError):
+                grpcprobes.plan_for(exe)
         self._go_attach.append((pid, exe))
 
     def _attach_go_targets(self) -> None:
-        while self._go_attach and self.goprobes is not None and self.targets is not None:
+        while self._go_attach and self.targets is not None:
             pid, exe = self._go_attach.popleft()
             if pid not in self.targets.pids:
                 continue  # exited meanwhile
+            if self.grpcprobes is not None:
+                try:
+                    self.grpcprobes.attach(pid, exe)
+                except GoBinaryError:
+                    pass  # the binary does not link grpc-go
+                except Exception as e:
+                    self._log.warning("ebpf: pid %d: grpc probes not attached: %s", pid, e)
+            if self.goprobes is None:
+                continue
             try:
                 plan = self.goprobes.attach(pid, exe)
                 self._log.info(
@@ -239,6 +265,7 @@ class EbpfReceiver(Component):
             "tcp_events": decode.unpack_tcp,
             "proc_events": decode.unpack_proc,
             "go_events": decode.unpack_go,
+            "grpc_events": grpcprobes.decode_record,
         }[name]
         string_at = ctypes.string_at
         append = sink.append
@@ -264,6 +291,9 @@ class EbpfReceiver(Component):
             goprobes, self.goprobes = self.goprobes, None
             if goprobes is not None:
                 await asyncio.to_thread(goprobes.close)
+            grpc, self.grpcprobes = self.grpcprobes, None
+            if grpc is not None:
+                await asyncio.to_thread(grpc.close)
             await asyncio.to_thread(prog.close)
 
     # ---- poll thread -----------------------------------------------------------------
@@ -287,6 +317,8 @@ class EbpfReceiver(Component):
                     self.targets.reap()
                     if self.goprobes is not None:
                         self.goprobes.reap_idle()
+                    if self.grpcprobes is not None:
+                        self.grpcprobes.reap_idle()
                     next_reap = now + 5.0
                 if now >= next_metrics:
                     self._emit_metrics()
@@ -322,6 +354,10 @@ class EbpfReceiver(Component):
             del self._sched_recs[: len(recs)]
             sched = decode.sched_event
             events += [sched(r, off) for r in recs]
+        if self._grpc_recs:
+            recs = list(self._grpc_recs)
+            del self._grpc_recs[: len(recs)]
+            events += grpcprobes.grpc_events(recs, self.clock)
         if self._go_recs:
             recs = list(self._go_recs)
             del self._go_recs[: len(recs)]

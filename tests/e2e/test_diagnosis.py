@@ -220,3 +220,32 @@ def test_unobserved_process_spans_pass_through_untouched(
         assert not [s for s in trace.spans if s.name.startswith("goblock: ")]
     finally:
         other.stop()
+
+
+def client_span(client: JaegerClient, trace_id: str, name: str) -> tuple[Trace, Span]:
+    deadline = time.monotonic() + 30
+    while True:
+        trace = client.wait_trace(trace_id)
+        spans = [s for s in trace.named(name, "client") if "goblock.cause" in s.attrs]
+        if spans:
+            return trace, spans[0]
+        assert time.monotonic() < deadline, f"{name}: not enriched: {trace}"
+        time.sleep(0.5)
+
+
+def test_grpc_flow_control_stall_is_named_on_the_sender_span(
+    observed: DemoService, jaeger_client: JaegerClient
+) -> None:
+    r = hit(observed.url, "/grpc/flow?ms=40&kib=512")
+    _, span = client_span(jaeger_client, r.trace_id, "goblock.demo.Demo/Upload")
+    assert span.attrs["goblock.cause"] == "grpc_flow_control", span.attrs
+    assert float(span.attrs.get("goblock.grpc.flow_control.ms", 0)) >= 0.5 * r.body["send_ms"]
+
+
+def test_grpc_keepalive_goaway_is_named_on_the_failed_rpc(
+    observed: DemoService, jaeger_client: JaegerClient
+) -> None:
+    r = hit(observed.url, "/grpc/keepalive?ms=100")
+    _, span = client_span(jaeger_client, r.trace_id, "goblock.demo.Demo/Hang")
+    assert span.attrs["goblock.cause"] == "grpc_keepalive", span.attrs
+    assert "too_many_pings" in span.attrs["goblock.diagnosis"], span.attrs
