@@ -210,6 +210,9 @@ def _keepalive(bd: Breakdown, tl: ProcTimeline, an: Analysis, start: int, end: i
             kind == "grpc"
             and start <= t <= end
             and a.get("type") in ("goaway", "keepalive_timeout")
+            # a NO_ERROR GOAWAY is a graceful close (the client shutting its transport
+            # down after the RPC), not a teardown that failed anything
+            and not (a.get("type") == "goaway" and a.get("code") == 0)
             # the transport's reader goroutine receives a GOAWAY, not the span's: a client
             # side teardown in the process explains any RPC wait it cut short (connections
             # are not matched yet: two client connections torn down at once both explain)
