@@ -7,7 +7,7 @@
 #   scripts/fuzz.sh                 # all campaigns, scale 20
 #   GOBLOCK_FUZZ_SCALE=200 scripts/fuzz.sh tests/otlp/test_fuzz.py   # one, much longer
 #
-# Measured: the whole set at scale 1 takes ~30 s on the 2-core VM; scale 20 ~10 min.
+# Measured: the whole set at scale 1 takes ~30 s on the 2-core VM; time grows with the scale.
 # Failures print the falsifying example and a reproduction blob (print_blob); the
 # hypothesis database (.hypothesis/) keeps them for the next run.
 set -euo pipefail
