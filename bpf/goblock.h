@@ -142,6 +142,34 @@ struct proc_event {
     char filename[GOBLOCK_FILENAME_LEN];
 };
 
+/* Go's internal register ABI, for the uprobe programs (goruntime, grpc): the current g
+ * in R14 (amd64) / R28 (arm64); integer arguments and results in AX BX CX DI SI R8-R11 /
+ * R0-R15. On system-stack functions the g register holds g0: use a gp argument. */
+#ifdef GOBLOCK_ARCH_ARM64
+#define GO_G(ctx) ((ctx)->regs[28])
+#define GO_ARG1(ctx) ((ctx)->regs[0])
+#define GO_ARG2(ctx) ((ctx)->regs[1])
+#define GO_ARG3(ctx) ((ctx)->regs[2])
+#define GO_ARG4(ctx) ((ctx)->regs[3])
+#define GO_RET1(ctx) ((ctx)->regs[0])
+#else
+#define GO_G(ctx) ((ctx)->r14)
+#define GO_ARG1(ctx) ((ctx)->ax)
+#define GO_ARG2(ctx) ((ctx)->bx)
+#define GO_ARG3(ctx) ((ctx)->cx)
+#define GO_ARG4(ctx) ((ctx)->di)
+#define GO_RET1(ctx) ((ctx)->ax)
+#endif
+
+/* g.goid of the goroutine at `g` (offset per binary, from DWARF or the version table) */
+static __always_inline u64 go_goid(u64 g, u32 off)
+{
+    u64 goid = 0;
+    if (g && off)
+        bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + off));
+    return goid;
+}
+
 /* Go runtime uprobe records (bpf/goruntime.bpf.c) */
 #define GO_PARK 1       /* interval: goroutine parked with `reason` (waitReason) */
 #define GO_STW 2        /* interval: stop-the-world, `reason` = stwReason */

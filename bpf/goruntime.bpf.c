@@ -12,20 +12,6 @@
  */
 #include "goblock.h"
 
-#ifdef GOBLOCK_ARCH_ARM64
-#define GO_G(ctx) ((ctx)->regs[28])
-#define GO_ARG1(ctx) ((ctx)->regs[0])
-#define GO_ARG2(ctx) ((ctx)->regs[1])
-#define GO_ARG3(ctx) ((ctx)->regs[2])
-#define GO_RET1(ctx) ((ctx)->regs[0])
-#else
-#define GO_G(ctx) ((ctx)->r14)
-#define GO_ARG1(ctx) ((ctx)->ax)
-#define GO_ARG2(ctx) ((ctx)->bx)
-#define GO_ARG3(ctx) ((ctx)->cx)
-#define GO_RET1(ctx) ((ctx)->ax)
-#endif
-
 struct go_offsets {
     u32 goid;       /* runtime.g.goid */
     u32 span_ctx;   /* sdk/trace.recordingSpan.spanContext; 0 = no span markers */
@@ -65,14 +51,6 @@ BPF_RINGBUF_OUTPUT(go_events, GOBLOCK_RING_PAGES);
 static __always_inline struct go_offsets *go_target(u32 pid)
 {
     return go_offsets.lookup(&pid);
-}
-
-static __always_inline u64 goid_of(u64 g, u32 off)
-{
-    u64 goid = 0;
-    if (g && off)
-        bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + off));
-    return goid;
 }
 
 static __always_inline struct go_event *go_reserve(void)
@@ -127,7 +105,7 @@ int go_gopark(struct pt_regs *ctx)
     struct go_offsets *o = go_target(pid);
     if (!o)
         return 0;
-    struct park_key k = {.pid = pid, .goid = goid_of(GO_G(ctx), o->goid)};
+    struct park_key k = {.pid = pid, .goid = go_goid(GO_G(ctx), o->goid)};
     if (!k.goid)
         return 0;
     struct park_state st = {.start_ns = bpf_ktime_get_ns(), .tid = (u32)id,
@@ -143,7 +121,7 @@ int go_ready(struct pt_regs *ctx)
     struct go_offsets *o = go_target(pid);
     if (!o)
         return 0;
-    u64 goid = goid_of(GO_ARG1(ctx), o->goid);
+    u64 goid = go_goid(GO_ARG1(ctx), o->goid);
     if (goid)
         park_close(pid, goid, bpf_ktime_get_ns(), PARK_END_READY);
     return 0;
@@ -180,7 +158,7 @@ int go_newproc1(struct pt_regs *ctx)
     if (!o)
         return 0;
     u32 tid = id;
-    u64 parent = goid_of(GO_ARG2(ctx), o->goid);
+    u64 parent = go_goid(GO_ARG2(ctx), o->goid);
     go_newproc_parent.update(&tid, &parent);
     return 0;
 }
@@ -198,7 +176,7 @@ int go_newproc1_ret(struct pt_regs *ctx)
     if (e) {
         e->kind = GO_LINEAGE;
         e->start_ns = e->end_ns = bpf_ktime_get_ns();
-        e->goid = goid_of(GO_RET1(ctx), o->goid);
+        e->goid = go_goid(GO_RET1(ctx), o->goid);
         e->aux = *parent;
         e->pid = pid;
         e->tid = tid;
@@ -215,7 +193,7 @@ int go_goexit1(struct pt_regs *ctx)
     struct go_offsets *o = go_target(pid);
     if (!o)
         return 0;
-    struct park_key k = {.pid = pid, .goid = goid_of(GO_G(ctx), o->goid)};
+    struct park_key k = {.pid = pid, .goid = go_goid(GO_G(ctx), o->goid)};
     go_parks.delete(&k);
     go_assists.delete(&k);
     return 0;
@@ -280,7 +258,7 @@ int go_assist_start(struct pt_regs *ctx)
     struct go_offsets *o = go_target(pid);
     if (!o)
         return 0;
-    struct park_key k = {.pid = pid, .goid = goid_of(GO_ARG1(ctx), o->goid)};
+    struct park_key k = {.pid = pid, .goid = go_goid(GO_ARG1(ctx), o->goid)};
     u64 now = bpf_ktime_get_ns();
     if (k.goid)
         go_assists.update(&k, &now);
@@ -295,7 +273,7 @@ int go_assist_end(struct pt_regs *ctx)
     struct go_offsets *o = go_target(pid);
     if (!o)
         return 0;
-    struct park_key k = {.pid = pid, .goid = goid_of(GO_G(ctx), o->goid)};
+    struct park_key k = {.pid = pid, .goid = go_goid(GO_G(ctx), o->goid)};
     u64 *start = go_assists.lookup(&k);
     if (!start)
         return 0;
@@ -328,7 +306,7 @@ int go_span_end(struct pt_regs *ctx)
     u64 s = GO_ARG1(ctx);
     if (!s)
         return 0;
-    u64 goid = goid_of(GO_G(ctx), o->goid);
+    u64 goid = go_goid(GO_G(ctx), o->goid);
     u64 now = bpf_ktime_get_ns();
     park_close(pid, goid, now, PARK_END_RESUMED);
     struct go_event *e = go_reserve();

@@ -16,26 +16,6 @@
  * instructions (never uretprobes on Go); R14 still holds the same g at a RET.
  */
 
-#ifndef GO_G
-#ifdef GOBLOCK_ARCH_ARM64
-#define GO_G(ctx) ((ctx)->regs[28])
-#define GO_ARG1(ctx) ((ctx)->regs[0])
-#define GO_ARG2(ctx) ((ctx)->regs[1])
-#define GO_ARG3(ctx) ((ctx)->regs[2])
-#define GO_RET1(ctx) ((ctx)->regs[0])
-#else
-#define GO_G(ctx) ((ctx)->r14)
-#define GO_ARG1(ctx) ((ctx)->ax)
-#define GO_ARG2(ctx) ((ctx)->bx)
-#define GO_ARG3(ctx) ((ctx)->cx)
-#define GO_RET1(ctx) ((ctx)->ax)
-#endif
-#endif
-#ifdef GOBLOCK_ARCH_ARM64
-#define GO_ARG4(ctx) ((ctx)->regs[3])
-#else
-#define GO_ARG4(ctx) ((ctx)->di)
-#endif
 
 /* grpc_event kinds */
 #define GRPC_WRITE_WAIT 1     /* interval: write() on goroutine `goid` took ≥ threshold */
@@ -171,14 +151,6 @@ static __always_inline struct grpc_offsets *grpc_target(u32 pid, u32 hit)
     return o;
 }
 
-static __always_inline u64 grpc_goid(u64 g, u32 off)
-{
-    u64 goid = 0;
-    if (g && off)
-        bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + off));
-    return goid;
-}
-
 static __always_inline u32 grpc_u32(u64 base, u32 off)
 {
     u32 v = 0;
@@ -269,7 +241,7 @@ static __always_inline int grpc_write_entry(struct pt_regs *ctx, u8 server)
     struct grpc_offsets *o = grpc_target(pid, GRPC_HIT_WRITE);
     if (!o || GRPC_MORESTACK(ctx, o))
         return 0;
-    struct grpc_key k = {.pid = pid, .goid = grpc_goid(GO_G(ctx), o->goid)};
+    struct grpc_key k = {.pid = pid, .goid = go_goid(GO_G(ctx), o->goid)};
     if (!k.goid)
         return 0;
     u64 t = GO_ARG1(ctx);
@@ -299,7 +271,7 @@ static __always_inline void grpc_write_mark(struct pt_regs *ctx, u32 hit, u8 don
     struct grpc_offsets *o = grpc_target(pid, hit);
     if (!o)
         return;
-    struct grpc_key k = {.pid = pid, .goid = grpc_goid(GO_G(ctx), o->goid)};
+    struct grpc_key k = {.pid = pid, .goid = go_goid(GO_G(ctx), o->goid)};
     struct grpc_write *w = grpc_writes.lookup(&k);
     if (!w)
         return;
@@ -357,7 +329,7 @@ static __always_inline int grpc_window_update(struct pt_regs *ctx, u8 server)
     struct grpc_event *e = grpc_reserve(GRPC_WINDOW_UPDATE, pid, id, t);
     if (!e)
         return 0;
-    e->goid = grpc_goid(GO_G(ctx), o->goid);
+    e->goid = go_goid(GO_G(ctx), o->goid);
     e->flags = server ? GRPC_F_SERVER : 0;
     if (o->flags & GRPC_O_FRAMES) {
         e->stream_id = grpc_u32(f, o->fh_stream_id);
@@ -384,7 +356,7 @@ static __always_inline int grpc_ping_recv(struct pt_regs *ctx, u8 server)
     struct grpc_event *e = grpc_reserve(GRPC_PING, pid, id, t);
     if (!e)
         return 0;
-    e->goid = grpc_goid(GO_G(ctx), o->goid);
+    e->goid = go_goid(GO_G(ctx), o->goid);
     e->flags = server ? GRPC_F_SERVER : 0;
     if (o->flags & GRPC_O_FRAMES && f) {
         u8 fl = 0;
@@ -416,7 +388,7 @@ int grpc_ping_sent(struct pt_regs *ctx)
     struct grpc_event *e = grpc_reserve(GRPC_PING, pid, id, grpc_loopy_conn(pid, o, l));
     if (!e)
         return 0;
-    e->goid = grpc_goid(GO_G(ctx), o->goid);
+    e->goid = go_goid(GO_G(ctx), o->goid);
     e->flags = GRPC_F_SENT;
     u64 side = grpc_u64(l, 0); /* loopyWriter.side: clientSide 0, serverSide 1 */
     if (side == 1)
@@ -446,7 +418,7 @@ int grpc_goaway_recv(struct pt_regs *ctx)
     struct grpc_event *e = grpc_reserve(GRPC_GOAWAY, pid, id, t);
     if (!e)
         return 0;
-    e->goid = grpc_goid(GO_G(ctx), o->goid);
+    e->goid = go_goid(GO_G(ctx), o->goid);
     if (o->flags & GRPC_O_GOAWAY && f) {
         e->stream_id = grpc_u32(f, o->ga_last_stream);
         e->value = grpc_u32(f, o->ga_code);
@@ -470,7 +442,7 @@ static __always_inline int grpc_goaway_out(struct pt_regs *ctx, u8 server)
     struct grpc_event *e = grpc_reserve(GRPC_GOAWAY, pid, id, t);
     if (!e)
         return 0;
-    e->goid = grpc_goid(GO_G(ctx), o->goid);
+    e->goid = go_goid(GO_G(ctx), o->goid);
     e->flags = GRPC_F_SENT | (server ? GRPC_F_SERVER : 0);
     if (o->flags & GRPC_O_GOAWAY && g) {
         e->value = grpc_u32(g, o->og_code);
@@ -503,7 +475,7 @@ static __always_inline int grpc_close(struct pt_regs *ctx, u8 server)
     struct grpc_event *e = grpc_reserve(GRPC_CLOSE, pid, id, t);
     if (!e)
         return 0;
-    e->goid = grpc_goid(GO_G(ctx), o->goid);
+    e->goid = go_goid(GO_G(ctx), o->goid);
     e->flags = server ? GRPC_F_SERVER : 0;
     if (GO_ARG2(ctx)) /* itab: a non-nil error */
         grpc_copy_bytes(e, GO_ARG3(ctx), 0);

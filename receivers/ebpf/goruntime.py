@@ -13,12 +13,11 @@ from __future__ import annotations
 import contextlib
 import ctypes as ct
 import logging
-import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from otel_goblock.receivers.ebpf.program import CFG_ASSIST_THRESHOLD_NS, CFG_PARK_THRESHOLD_NS
+from otel_goblock.receivers.ebpf.uprobes import BinaryUprobes
 
 from otel_goblock.golang.binary import GoBinary, open_go_binary
 from otel_goblock.golang.elfimage import GoBinaryError
@@ -136,25 +135,6 @@ def plan_for(path: str) -> GoProbePlan:
     return plan
 
 
-def attach_uprobe_at(bpf: Any, path: bytes, offset: int, fn_name: str, pid: int) -> bytes:
-    """BCC's attach_uprobe at a known file offset, returning the event name to detach.
-
-    Why not `bpf.attach_uprobe(addr=...)`: it resolves the address through the binary's
-    ELF symbol table on every call (and so does detach_uprobe), about 0.1 s per probe on a
-    Go binary; the offsets here come from otel_goblock.golang, computed once per binary.
-    The steps are the ones BCC 0.26's attach_uprobe takes after its resolution."""
-    from bcc.libbcc import lib  # type: ignore[import-not-found]
-
-    bpf._check_probe_quota(1)
-    fn = bpf.load_func(fn_name.encode(), bpf.KPROBE)
-    ev = bpf._get_uprobe_evname(b"p", path, offset, pid)
-    fd = lib.bpf_attach_uprobe(fn.fd, 0, ev, path, offset, pid)
-    if fd < 0:
-        raise OSError(f"cannot attach uprobe {fn_name} at {path.decode()}+{offset:#x} pid {pid}")
-    bpf._add_uprobe_fd(ev, fd)
-    return ev
-
-
 class GoRuntimeProbes:
     """Attaches the runtime probe families of one BCC module to target processes."""
 
@@ -170,11 +150,7 @@ class GoRuntimeProbes:
         syscall); False when the syscalls program of the same module already does it."""
         self._bpf = bpf
         self.families = families
-        # binary realpath → (plan, uprobe event names, target pids running it)
-        self._binaries: dict[str, tuple[GoProbePlan, list[bytes], set[int]]] = {}
-        self._pids: dict[int, str] = {}  # target pid → binary realpath
-        self._idle: dict[str, float] = {}  # binaries without targets → since (monotonic)
-        self._said: set[str] = set()  # binaries whose degraded note was logged
+        self._probes: BinaryUprobes[GoProbePlan] = BinaryUprobes(bpf, "Go runtime")
         self._sys_enter = False
         bpf["config"][ct.c_int(CFG_PARK_THRESHOLD_NS)] = ct.c_uint64(park_threshold_ns)
         bpf["config"][ct.c_int(CFG_ASSIST_THRESHOLD_NS)] = ct.c_uint64(assist_threshold_ns)
@@ -183,80 +159,34 @@ class GoRuntimeProbes:
             self._sys_enter = True
 
     def attach(self, pid: int, exe: str) -> GoProbePlan:
-        """Observe `pid` (idempotent). Uprobes go on the binary (its inode), once for all
-        of its target processes; the BPF programs act only for pids in `go_offsets`. So a
-        restart or a second replica costs one map write, not a new set of uprobes, whose
-        removal costs ~0.15 s each in the kernel."""
-        if pid in self._pids:
-            return self._binaries[self._pids[pid]][0]
-        path = os.path.realpath(exe)
-        entry = self._binaries.get(path)
-        if entry is None:
-            plan = plan_for(exe)
-            events: list[bytes] = []
-            try:
-                for _func, prog, offset in plan.points(self.families):
-                    events.append(attach_uprobe_at(self._bpf, path.encode(), offset, prog, -1))
-            except Exception:
-                self._detach_events(events)
-                raise
-            entry = self._binaries[path] = (plan, events, set())
-            if path not in self._said:
-                self._said.add(path)
-                for note in plan.degraded:
-                    log.warning("degraded Go runtime probes: %s", note, extra={"pid": pid})
-        plan = entry[0]
+        """Observe `pid` (idempotent); uprobes go on its binary once (uprobes.py)."""
+        plan = self._probes.attach(
+            pid,
+            exe,
+            plan_for,
+            lambda _path, p: [(prog, off) for _f, prog, off in p.points(self.families)],
+            lambda p: p.degraded,
+        )
         offsets = self._bpf["go_offsets"]
         offsets[offsets.Key(pid)] = offsets.Leaf(plan.goid_offset, plan.span_ctx_offset)
-        entry[2].add(pid)
-        self._idle.pop(path, None)
-        self._pids[pid] = path
         return plan
 
-    def _detach_events(self, events: list[bytes]) -> None:
-        for ev in events:
-            try:
-                self._bpf.detach_uprobe_event(ev)
-            except Exception as e:
-                log.debug("uprobe detach failed", extra={"error": str(e)})
-
     def detach(self, pid: int) -> None:
-        """Stop observing `pid`; the binary's uprobes go `reap_idle`'s grace period after
-        its last target does."""
-        path = self._pids.pop(pid, None)
-        if path is None:
-            return
-        offsets = self._bpf["go_offsets"]
-        with contextlib.suppress(KeyError):
-            del offsets[offsets.Key(pid)]
-        pids = self._binaries[path][2]
-        pids.discard(pid)
-        if not pids:
-            # removing a uprobe costs ~0.15 s of kernel time each: keep a binary's probes
-            # a while after its last target exits, for the restart that usually follows
-            self._idle[path] = time.monotonic()
+        if self._probes.detach(pid):
+            offsets = self._bpf["go_offsets"]
+            with contextlib.suppress(KeyError):
+                del offsets[offsets.Key(pid)]
 
-    def reap_idle(self, grace_s: float = 30.0) -> None:
-        """Detach the uprobes of binaries that have had no target for `grace_s`."""
-        now = time.monotonic()
-        for path, since in list(self._idle.items()):
-            entry = self._binaries.get(path)
-            if entry is not None and entry[2]:
-                del self._idle[path]  # a target came back
-            elif now - since >= grace_s:
-                del self._idle[path]
-                if entry is not None:
-                    del self._binaries[path]
-                    self._detach_events(entry[1])
+    def reap_idle(self) -> None:
+        self._probes.reap_idle()
 
     def close(self) -> None:
-        for pid in list(self._pids):
+        for pid in self._probes.pids():
             self.detach(pid)
-        self.reap_idle(grace_s=0.0)
+        self._probes.reap_idle(grace_s=0.0)
         if self._sys_enter:
             self._bpf.detach_tracepoint(tp="raw_syscalls:sys_enter")
             self._sys_enter = False
 
     def plan(self, pid: int) -> GoProbePlan | None:
-        path = self._pids.get(pid)
-        return self._binaries[path][0] if path is not None else None
+        return self._probes.plan(pid)

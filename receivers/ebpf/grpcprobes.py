@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import ctypes as ct
 import logging
-import os
 import re
 import time
 from collections import Counter, defaultdict
@@ -29,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from otel_goblock.receivers.ebpf.goruntime import attach_uprobe_at
+from otel_goblock.receivers.ebpf.uprobes import BinaryUprobes
 
 from otel_goblock.golang.binary import GoBinary, open_go_binary
 from otel_goblock.golang.elfimage import GoBinaryError
@@ -366,9 +365,8 @@ def plan_for(path: str) -> GrpcProbePlan:
 class GrpcProbes:
     """Attaches the grpc-go probe families of one BCC module to target processes.
 
-    As the Go runtime probes do (goruntime.GoRuntimeProbes): uprobes once per binary
-    (pid -1; the programs act only for pids in `grpc_offsets`), kept 30 s after the last
-    target of a binary exits, since removing a uprobe costs ~0.15 s of kernel time."""
+    Uprobes once per binary (uprobes.BinaryUprobes); the programs act only for pids in
+    `grpc_offsets`."""
 
     def __init__(
         self,
@@ -382,85 +380,43 @@ class GrpcProbes:
         self._bpf = bpf
         self.families = frozenset(families)
         self.flow_threshold_ns = flow_threshold_ns
-        # binary realpath → (plan, uprobe event names, target pids running it)
-        self._binaries: dict[str, tuple[GrpcProbePlan, list[bytes], set[int]]] = {}
-        self._pids: dict[int, str] = {}
-        self._idle: dict[str, float] = {}
-        self._said: set[str] = set()
+        self._probes: BinaryUprobes[GrpcProbePlan] = BinaryUprobes(bpf, "grpc")
 
     def attach(self, pid: int, exe: str) -> GrpcProbePlan:
         """Observe `pid`; GoBinaryError when its binary has no grpc-go."""
-        if pid in self._pids:
-            return self._binaries[self._pids[pid]][0]
-        path = os.path.realpath(exe)
-        entry = self._binaries.get(path)
-        if entry is None:
-            plan = plan_for(path)
+
+        def points(path: str, plan: GrpcProbePlan) -> list[tuple[str, int]]:
             image = open_go_binary(path).image
-            events: list[bytes] = []
-            try:
-                for _func, prog, addr in plan.probe_points(sorted(self.families)):
-                    off = image.vaddr_to_offset(addr)
-                    events.append(attach_uprobe_at(self._bpf, path.encode(), off, prog, -1))
-            except Exception:
-                self._detach_events(events)
-                raise
-            entry = self._binaries[path] = (plan, events, set())
-            if path not in self._said:
-                self._said.add(path)
-                for note in plan.degraded:
-                    log.warning("degraded grpc probes: %s", note, extra={"pid": pid})
-        plan = entry[0]
+            return [
+                (prog, image.vaddr_to_offset(addr))
+                for _f, prog, addr in plan.probe_points(sorted(self.families))
+            ]
+
+        plan = self._probes.attach(pid, exe, plan_for, points, lambda p: p.degraded)
         table = self._bpf["grpc_offsets"]
         leaf = table.Leaf()
         leaf.threshold_ns = self.flow_threshold_ns
         for name, value in plan.offsets.items():
             setattr(leaf, name, value)
         table[table.Key(pid)] = leaf
-        entry[2].add(pid)
-        self._idle.pop(path, None)
-        self._pids[pid] = path
         return plan
 
-    def _detach_events(self, events: list[bytes]) -> None:
-        for ev in events:
-            try:
-                self._bpf.detach_uprobe_event(ev)
-            except Exception as e:
-                log.debug("uprobe detach failed", extra={"error": str(e)})
-
     def detach(self, pid: int) -> None:
-        path = self._pids.pop(pid, None)
-        if path is None:
-            return
-        table = self._bpf["grpc_offsets"]
-        with contextlib.suppress(KeyError):
-            del table[table.Key(pid)]
-        pids = self._binaries[path][2]
-        pids.discard(pid)
-        if not pids:
-            self._idle[path] = time.monotonic()
+        if self._probes.detach(pid):
+            table = self._bpf["grpc_offsets"]
+            with contextlib.suppress(KeyError):
+                del table[table.Key(pid)]
 
-    def reap_idle(self, grace_s: float = 30.0) -> None:
-        now = time.monotonic()
-        for path, since in list(self._idle.items()):
-            entry = self._binaries.get(path)
-            if entry is not None and entry[2]:
-                del self._idle[path]
-            elif now - since >= grace_s:
-                del self._idle[path]
-                if entry is not None:
-                    del self._binaries[path]
-                    self._detach_events(entry[1])
+    def reap_idle(self) -> None:
+        self._probes.reap_idle()
 
     def close(self) -> None:
-        for pid in list(self._pids):
+        for pid in self._probes.pids():
             self.detach(pid)
-        self.reap_idle(grace_s=0.0)
+        self._probes.reap_idle(grace_s=0.0)
 
     def plan(self, pid: int) -> GrpcProbePlan | None:
-        path = self._pids.get(pid)
-        return self._binaries[path][0] if path is not None else None
+        return self._probes.plan(pid)
 
     def hits(self) -> dict[str, int]:
         """Probe hits since load, summed over CPUs (benchmarks: hits per RPC)."""
@@ -571,7 +527,6 @@ def grpc_metrics(
     (default: just process.pid). One ResourceMetrics per pid.
     """
     import bisect
-    import time
 
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
         ExportMetricsServiceRequest,
