@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from otel_goblock.receivers.ebpf.btf import task_fsbase_offset  # noqa: E402
 from otel_goblock.receivers.ebpf.goruntime import GoRuntimeProbes  # noqa: E402
-from otel_goblock.receivers.ebpf.program import import_bcc  # noqa: E402
 from pipelines import free_port  # noqa: E402
 
 
@@ -79,6 +78,19 @@ def main() -> int:
     demo = ROOT / "build" / "demo-service"
     if not demo.exists():
         subprocess.run(["bash", str(ROOT / "scripts" / "build_demo.sh")], check=True)
+    # the load driver is the same program (`demo-service load`): run it from a copy, since
+    # uprobes sit on a binary's inode and would trap in the load generator too
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp())
+    loader = tmp / "demo-load"
+    shutil.copy2(demo, loader)
+    # and the target from a copy of its own: another agent's probes on build/demo-service
+    # (a test or soak running meanwhile) would trap in the "off" baseline
+    target = tmp / "demo-service"
+    shutil.copy2(demo, target)
+    demo = target
     subprocess.run(["sysctl", "-q", "kernel.bpf_stats_enabled=1"], check=False)
     port = free_port()
     env = dict(
@@ -95,10 +107,18 @@ def main() -> int:
     )
     url = f"http://127.0.0.1:{port}"
     time.sleep(1.0)
-    bpf_text = (ROOT / "bpf" / "goblock.h").read_text() + (
-        ROOT / "bpf" / "goruntime.bpf.c"
-    ).read_text()
-    b = import_bcc().BPF(text=bpf_text, cflags=[f"-DGOBLOCK_FSBASE_OFF={task_fsbase_offset()}"])
+    from otel_goblock.receivers.ebpf.program import Program, ProgramOptions
+
+    prog = Program(
+        ProgramOptions(
+            syscalls=False,
+            sched=False,
+            tcp=False,
+            goruntime=True,
+            fsbase_offset=task_fsbase_offset(),
+        )
+    )
+    b = prog.bpf
     received = [0]
 
     def on_event(_ctx, _data, _size):  # type: ignore[no-untyped-def]
@@ -112,7 +132,7 @@ def main() -> int:
             b.ring_buffer_poll(100)
 
     threading.Thread(target=drain, daemon=True).start()
-    load(demo, url, args.path, args.rate, 2)  # warm-up
+    load(loader, url, args.path, args.rate, 2)  # warm-up
     rows = []
     try:
         for _ in range(args.rounds):
@@ -123,7 +143,7 @@ def main() -> int:
                     probes.attach(proc.pid, str(demo))
                 before = prog_stats()
                 cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-                r = load(demo, url, args.path, args.rate, args.seconds)
+                r = load(loader, url, args.path, args.rate, args.seconds)
                 cpu1 = resource.getrusage(resource.RUSAGE_SELF)
                 after = prog_stats()
                 if probes:
@@ -153,7 +173,7 @@ def main() -> int:
         stop.set()
         proc.terminate()
         proc.wait()
-        b.cleanup()
+        prog.close()
     print(
         f"{args.path} at {args.rate} req/s offered, {args.seconds}s per run, "
         f"families={sorted(families)}"

@@ -10,8 +10,12 @@ capstone. Go does not embed data in amd64 text, so a linear sweep of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import capstone
+
+if TYPE_CHECKING:
+    from .binary import GoBinary
 
 from .elfimage import GoBinaryError
 
@@ -60,3 +64,26 @@ def ret_offsets(code: bytes, goarch: str) -> list[int]:
         if mnemonic in a.rets:
             out.append(addr)
     return out
+
+
+def stack_check_branch(binary: GoBinary, func: str) -> int | None:
+    """vaddr of the `jbe` of the function's stack-growth check (amd64), or None.
+
+    A uprobe on a function's first instruction (`cmp rsp, [r14+0x10]`) is executed out
+    of line: two traps. The `jbe runtime.morestack` right after it is a branch the
+    kernel emulates: one trap, measured ~3x cheaper here (benchmarks/grpc_probe_cost.py).
+    The argument registers are untouched at that point. When the branch will be taken
+    (CF or ZF set: the stack must grow) the function runs again from its entry after
+    morestack, so the BPF side ignores that hit (GRPC_O_AT_STACK_CHECK).
+    """
+    if binary.arch != "amd64":
+        return None
+    f = binary.function(func)
+    code = binary.image.read(f.entry, min(f.size, 32))
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    insns = list(md.disasm_lite(code, f.entry, 3))
+    for i, (_addr, _size, mnem, ops) in enumerate(insns):
+        if mnem == "cmp" and "r14 + 0x10" in ops:
+            nxt = insns[i + 1] if i + 1 < len(insns) else None
+            return nxt[0] if nxt is not None and nxt[2] == "jbe" else None
+    return None

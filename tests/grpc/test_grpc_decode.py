@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from otel_goblock.receivers.ebpf import grpcprobes as gp
 
 from otel_goblock.clock import MonotonicClock
+from otel_goblock.golang.disasm import stack_check_branch
 from otel_goblock.pdata import Event
 
 SRC = (BPF / "grpc.bpf.c").read_text()
@@ -260,7 +261,7 @@ def test_probes_avoid_out_of_line_placements_on_amd64() -> None:
             if prog == "grpc_write_wake":
                 assert addr in gp.quota_wake_points(binary, func)
             else:
-                assert addr == gp.stack_check_branch(binary, func), (fam, func)
+                assert addr == stack_check_branch(binary, func), (fam, func)
                 assert addr != binary.entry_probe(func).vaddr
 
 
