@@ -199,10 +199,6 @@ def run_soak(
         res.errors += rep["errors"]
         res.latency_on = rep["latency_ms"]
         demo.stop()  # the SDK flushes what it holds
-        # let goblock release the spans it holds (join_delay 2s) before stopping: spans
-        # still held at SIGTERM are lost today (processors shut down batch-first; see
-        # tests/hardening/test_shutdown_drain.py), which is not what a soak measures
-        time.sleep(4.0)
         m = on.metrics()
         res.events_received = m.get("goblock_events_received_total", 0.0)
         res.events_lost = m.get("goblock_events_lost_total", 0.0)

@@ -28,7 +28,7 @@ TCP_TRACEPOINTS = (
 )
 ALL_TRACEPOINTS = SYSCALL_TRACEPOINTS + SCHED_TRACEPOINTS + PROC_TRACEPOINTS + TCP_TRACEPOINTS
 
-CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 19, 21, 38, 39
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 SETUP_HINT = "run scripts/setup_ebpf.sh"
 
@@ -136,17 +136,24 @@ def _check_caps() -> Check:
             ("CAP_BPF", CAP_BPF),
             ("CAP_PERFMON", CAP_PERFMON),
             ("CAP_SYS_ADMIN", CAP_SYS_ADMIN),
+            ("CAP_SYS_PTRACE", CAP_SYS_PTRACE),
         )
     }
     found = ", ".join(f"{n}={'yes' if v else 'no'}" for n, v in have.items())
-    if have["CAP_SYS_ADMIN"] or (have["CAP_BPF"] and have["CAP_PERFMON"]):
+    missing = []
+    if not (have["CAP_SYS_ADMIN"] or (have["CAP_BPF"] and have["CAP_PERFMON"])):
+        missing = [n for n in ("CAP_BPF", "CAP_PERFMON") if not have[n]]
+    # /proc/<pid>/exe and /proc/<pid>/fd of another user's process: without it the
+    # receiver would start and silently observe nothing
+    if not have["CAP_SYS_PTRACE"]:
+        missing.append("CAP_SYS_PTRACE")
+    if not missing:
         return Check("capabilities", True, found)
-    missing = [n for n in ("CAP_BPF", "CAP_PERFMON") if not have[n]]
     return Check(
         "capabilities",
         False,
-        f"{found}; missing {' and '.join(missing)} (or CAP_SYS_ADMIN)",
-        "run as root, or grant them: setcap cap_bpf,cap_perfmon+ep <python>",
+        f"{found}; missing {' and '.join(missing)}",
+        "run as root, or grant them: setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep <python>",
     )
 
 

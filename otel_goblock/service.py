@@ -120,7 +120,9 @@ class Service(Host):
                 for ref, comp in group.items():
                     await comp.start(self)
                     started.append((ref, comp))
-            for _, ref, comp in reversed(self.processors):
+            # self.processors lists each pipeline's chain last-first (built from the
+            # exporters back): start downstream first
+            for _, ref, comp in self.processors:
                 await comp.start(self)
                 started.append((ref, comp))
             for ref, comp in self.receivers.items():
@@ -145,7 +147,8 @@ class Service(Host):
         deadline = time.monotonic() + timeout_s
         stages: list[list[tuple[str, Component]]] = [
             list(self.receivers.items()),
-            [(f"{pid}:{ref}", c) for pid, ref, c in self.processors],
+            # upstream first: a processor flushes into the next one, which must still run
+            [(f"{pid}:{ref}", c) for pid, ref, c in reversed(self.processors)],
             list(self.exporters.items()),
             list(self.extensions.items()),
         ]

@@ -123,11 +123,6 @@ def test_without_one_bpf_capability_startup_fails_naming_it(
 
 
 @pytest.mark.ebpf
-@pytest.mark.xfail(
-    strict=True,
-    reason="neither the doctor nor the receiver checks CAP_SYS_PTRACE: without it the "
-    "receiver starts and silently observes nothing (/proc/<pid>/exe unreadable)",
-)
 def test_without_sys_ptrace_startup_fails_naming_it(tmp_path: Path, target) -> None:
     exe, _ = target
     rc, log, received = run_with_caps(tmp_path, exe, ("cap_bpf", "cap_perfmon"))
