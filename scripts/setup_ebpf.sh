@@ -11,7 +11,7 @@
 #  - the PyPI package named `bcc` is unrelated: the venv gets Debian's module through a .pth.
 set -euo pipefail
 
-VENV="${VENV:-/work/main/.venv}"
+VENV="${VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv}"
 PKGS=(python3-bpfcc bpfcc-tools linux-headers-amd64 bpftrace bpftool libcap2-bin)
 
 missing=()
