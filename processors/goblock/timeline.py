@@ -161,13 +161,18 @@ class ProcTimeline:
         an ebpf receiver with only its `gc` probes must not silence gotrace's parks."""
         return len(self.park_sources.get(code, ())) > 1
 
+    def arbitrated_codes(self) -> frozenset[int]:
+        """The kinds reported by more than one source (usually none: one receiver)."""
+        return frozenset(c for c, srcs in self.park_sources.items() if len(srcs) > 1)
+
     def goroutine(self, goid: int, start: int, end: int, prefer: int) -> list[Rec]:
         recs = self.by_goid.get(goid)
         if not recs:
             return []
         out = _overlapping(self._sorted(0, goid, recs), start, end)
-        if self.park_sources:
-            out = [r for r in out if r[5] == prefer or not self.arbitrated(r[2])]
+        arb = self.arbitrated_codes() if self.park_sources else None
+        if arb:
+            out = [r for r in out if r[5] == prefer or r[2] not in arb]
         return out
 
     def thread(self, tid: int, start: int, end: int) -> list[Rec]:
@@ -190,9 +195,10 @@ class ProcTimeline:
         if not recs:
             return 0
         recs = self._sorted(0, goid, recs)
+        arb = self.arbitrated_codes() if self.park_sources else frozenset()
         best = 0
         for r in recs[-8:]:
-            if (r[5] == prefer or not self.arbitrated(r[2])) and r[1] > best:
+            if (r[5] == prefer or r[2] not in arb) and r[1] > best:
                 best = r[1]
         return best
 
