@@ -40,7 +40,17 @@ def gbfx() -> Path:
 def receiver(gbfx: Path) -> Iterator[Running]:
     """The session's receiver: every concern on, targets = processes named gbfx."""
     require_ebpf()
-    r = Running({"targets": [{"comm": "^gbfx$"}], "metrics_interval": "1s"}).start()
+    # the kernel-side concerns only: the Go runtime and grpc probes have tests of their
+    # own (test_go_runtime.py, tests/goruntime, tests/grpc), and attaching them to every
+    # short-lived fixture process delays the first events these tests time
+    r = Running(
+        {
+            "targets": [{"comm": "^gbfx$"}],
+            "metrics_interval": "1s",
+            "go_runtime": {"parks": False, "gc": False, "lineage": False, "span_markers": False},
+            "go_grpc": {"enabled": False},
+        }
+    ).start()
     yield r
     r.stop()
 
