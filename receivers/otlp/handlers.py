@@ -79,66 +79,59 @@ class _Handler:
             raise
         self._accepted.add(count, attrs)
 
+    # per signal: the request type, its OTLP/JSON decoder, the item count, the pdata wrapper
+    message_type: Any = None
+    decode_json: Callable[[bytes], Any]
+    count: Callable[[Any], int]
+    wrap: Callable[[Any, bytes | None, int, RequestInfo], Any]
+
+    async def export_protobuf(self, raw: bytes, info: RequestInfo) -> None:
+        try:
+            msg = self.message_type.FromString(raw)
+        except DecodeError as e:
+            name = self.message_type.__name__
+            raise MalformedError(f"invalid {name} protobuf: {e}") from None
+        await self._export(msg, raw, info)
+
+    async def export_json(self, body: bytes, info: RequestInfo) -> None:
+        try:
+            msg = await _off_loop(type(self).decode_json, body)
+        except otlpjson.OTLPJSONError as e:
+            raise MalformedError(f"invalid OTLP/JSON {self.signal} request: {e}") from None
+        await self._export(msg, None, info)
+
+    async def _export(self, msg: Any, raw: bytes | None, info: RequestInfo) -> None:
+        n = type(self).count(msg)
+        if n == 0:
+            return  # nothing to deliver: OK without bothering the pipeline (as the collector)
+        await self._push(self._consume, type(self).wrap(msg, raw, n, info), n, info.transport)
+
 
 class TracesHandler(_Handler):
     signal = "traces"
     unit = "spans"
+    message_type = ExportTraceServiceRequest
+    decode_json = staticmethod(otlpjson.decode_traces)
+    count = staticmethod(count_spans)
+    wrap = staticmethod(
+        lambda msg, raw, n, info: Traces(raw=raw, message=msg, span_count=n, info=info)
+    )
 
     def __init__(self, consumer: Any, receiver_id: str, meter: Meter, logger: logging.Logger):
         super().__init__(receiver_id, meter, logger)
         self._consume = consumer.consume_traces
 
-    async def export_protobuf(self, raw: bytes, info: RequestInfo) -> None:
-        try:
-            msg = ExportTraceServiceRequest.FromString(raw)
-        except DecodeError as e:
-            raise MalformedError(f"invalid ExportTraceServiceRequest protobuf: {e}") from None
-        await self._export(msg, raw, info)
-
-    async def export_json(self, body: bytes, info: RequestInfo) -> None:
-        try:
-            msg = await _off_loop(otlpjson.decode_traces, body)
-        except otlpjson.OTLPJSONError as e:
-            raise MalformedError(f"invalid OTLP/JSON traces request: {e}") from None
-        await self._export(msg, None, info)
-
-    async def _export(
-        self, msg: ExportTraceServiceRequest, raw: bytes | None, info: RequestInfo
-    ) -> None:
-        n = count_spans(msg)
-        if n == 0:
-            return  # nothing to deliver: OK without bothering the pipeline
-        data = Traces(raw=raw, message=msg, span_count=n, info=info)
-        await self._push(self._consume, data, n, info.transport)
-
 
 class MetricsHandler(_Handler):
     signal = "metrics"
     unit = "metric_points"
+    message_type = ExportMetricsServiceRequest
+    decode_json = staticmethod(otlpjson.decode_metrics)
+    count = staticmethod(count_data_points)
+    wrap = staticmethod(
+        lambda msg, raw, n, info: Metrics(raw=raw, message=msg, data_point_count=n, info=info)
+    )
 
     def __init__(self, consumer: Any, receiver_id: str, meter: Meter, logger: logging.Logger):
         super().__init__(receiver_id, meter, logger)
         self._consume = consumer.consume_metrics
-
-    async def export_protobuf(self, raw: bytes, info: RequestInfo) -> None:
-        try:
-            msg = ExportMetricsServiceRequest.FromString(raw)
-        except DecodeError as e:
-            raise MalformedError(f"invalid ExportMetricsServiceRequest protobuf: {e}") from None
-        await self._export(msg, raw, info)
-
-    async def export_json(self, body: bytes, info: RequestInfo) -> None:
-        try:
-            msg = await _off_loop(otlpjson.decode_metrics, body)
-        except otlpjson.OTLPJSONError as e:
-            raise MalformedError(f"invalid OTLP/JSON metrics request: {e}") from None
-        await self._export(msg, None, info)
-
-    async def _export(
-        self, msg: ExportMetricsServiceRequest, raw: bytes | None, info: RequestInfo
-    ) -> None:
-        n = count_data_points(msg)
-        if n == 0:
-            return  # as the collector: no data points, nothing to deliver
-        data = Metrics(raw=raw, message=msg, data_point_count=n, info=info)
-        await self._push(self._consume, data, n, info.transport)
