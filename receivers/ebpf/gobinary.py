@@ -10,16 +10,18 @@ table.  A non-Go target gets offset 0 and its events carry goid 0.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 from elftools.elf.elffile import ELFFile
 
+from otel_goblock.golang.buildinfo import parse_go_version
+from otel_goblock.golang.offsets import table_offsets
+
 _BUILDINFO_MAGIC = b"\xff Go buildinf:"
 
-# (major, minor) → g.goid offset, amd64/arm64 (DESIGN §5), used when DWARF is absent
-_GOID_OFFSETS = {21: 152, 22: 152, 23: 160, 24: 160, 25: 152, 26: 152}
-_DEFAULT_GOID_OFFSET = 152  # newest releases; a wrong guess yields wrong goids, not a crash
+# newest releases' g.goid when the release is newer than otel_goblock.golang's table: a
+# wrong guess yields wrong goids (corrected from DWARF in the background), not a crash
+_DEFAULT_GOID_OFFSET = 152
 
 
 def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -58,8 +60,9 @@ def _goid_offset_cached(path: str, _mtime_ns: int, _size: int) -> int:
     version = go_version(path)
     if version is None:
         return 0
-    m = re.match(r"go1\.(\d+)", version)
-    return _GOID_OFFSETS.get(int(m.group(1)), _DEFAULT_GOID_OFFSET) if m else _DEFAULT_GOID_OFFSET
+    # the release table of otel_goblock.golang (DESIGN §5), not a copy of it
+    table = table_offsets(parse_go_version(version), "amd64")
+    return table["g.goid"] if table else _DEFAULT_GOID_OFFSET
 
 
 def goid_offset(path: str) -> int:
