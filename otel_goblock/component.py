@@ -73,6 +73,18 @@ class Component(abc.ABC):  # noqa: B024 - both hooks are optional
         """Stop accepting, flush what was accepted, release everything. Idempotent."""
 
 
+class PipelineWatcher(abc.ABC):
+    """An extension told when every pipeline has started and before any stops — the
+    collector's `extension.PipelineWatcher`, so a health probe never says "available"
+    while a receiver is still opening its port."""
+
+    @abc.abstractmethod
+    def ready(self) -> None: ...
+
+    @abc.abstractmethod
+    def not_ready(self) -> None: ...
+
+
 # create(settings, config, next_consumer) -> Component.
 # Receivers get a `Consumers` (traces and/or metrics fan-outs); processors get the next
 # consumer of their pipeline's signal; exporters and extensions get None.

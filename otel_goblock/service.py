@@ -20,6 +20,7 @@ from otel_goblock.component import (
     Consumers,
     CreateSettings,
     Host,
+    PipelineWatcher,
 )
 from otel_goblock.consumer import FanoutMetrics, FanoutTraces
 from otel_goblock.service_config import ComponentSpec, ServiceConfig
@@ -136,6 +137,9 @@ class Service(Host):
                     log.exception("shutdown after a failed start")
             await self.telemetry.shutdown()
             raise
+        for ext in self.extensions.values():
+            if isinstance(ext, PipelineWatcher):
+                ext.ready()
         log.info(
             "everything is ready; begin running and processing data",
             extra={"pipelines": self.config.summary()},
@@ -145,6 +149,9 @@ class Service(Host):
         """Receivers first, then processors (flush), exporters (drain), extensions."""
         timeout_s = float(self.config.service.shutdown_timeout if timeout_s is None else timeout_s)
         deadline = time.monotonic() + timeout_s
+        for ext in self.extensions.values():
+            if isinstance(ext, PipelineWatcher):
+                ext.not_ready()
         stages: list[list[tuple[str, Component]]] = [
             list(self.receivers.items()),
             # upstream first: a processor flushes into the next one, which must still run

@@ -6,11 +6,11 @@ import time
 
 from aiohttp import web
 
-from otel_goblock.component import Component, CreateSettings, Host
+from otel_goblock.component import Component, CreateSettings, Host, PipelineWatcher
 from otel_goblock.extensions.health_check.config import Config
 
 
-class HealthCheck(Component):
+class HealthCheck(Component, PipelineWatcher):
     def __init__(self, settings: CreateSettings, config: Config) -> None:
         self._config = config
         self._runner: web.AppRunner | None = None
@@ -23,7 +23,12 @@ class HealthCheck(Component):
         await self._runner.setup()
         ep = self._config.endpoint
         await web.TCPSite(self._runner, ep.host, ep.port).start()
+
+    def ready(self) -> None:
         self._up_since = time.time()
+
+    def not_ready(self) -> None:
+        self._up_since = None
 
     async def _handle(self, _: web.Request) -> web.Response:
         if self._up_since is None:
