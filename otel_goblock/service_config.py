@@ -5,7 +5,8 @@ Every problem is collected, not just the first, so a user fixes a config in one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 from otel_goblock.component import ComponentID, Factory, Registry
@@ -106,6 +107,23 @@ def _kind_section(kind: str) -> str:
     return kind + "s"
 
 
+def _authenticator_refs(obj: Any, path: str) -> list[tuple[str, str]]:
+    """(key path, extension id) of every `auth.authenticator` set in a decoded component
+    config (receivers: `protocols.<p>.auth`, exporters: `auth`)."""
+    found: list[tuple[str, str]] = []
+    if not is_dataclass(obj) or isinstance(obj, type):
+        return found
+    for f in fields(obj):
+        value = getattr(obj, f.name, None)
+        if f.name == "auth" and isinstance(getattr(value, "authenticator", None), str):
+            with contextlib.suppress(ValueError):  # a malformed id: its own validate() says so
+                ComponentID.parse(value.authenticator)
+                found.append((f"{path}.auth.authenticator", value.authenticator))
+        else:
+            found.extend(_authenticator_refs(value, f"{path}.{f.name}"))
+    return found
+
+
 def build_config(raw: RawConfig, registry: Registry) -> ServiceConfig:
     """Decode and cross-check everything; raise ConfigError listing every problem."""
     problems: list[str] = []
@@ -157,6 +175,21 @@ def build_config(raw: RawConfig, registry: Registry) -> ServiceConfig:
                 f"service.extensions: extension {ref!r} is not configured"
                 " (add it under `extensions:`)"
             )
+    # collector configauth: an authenticator must be a configured, enabled extension
+    enabled = set(service.extensions)
+    for section in ("receivers", "exporters"):
+        for cid, spec in specs[section].items():
+            for path, ref in _authenticator_refs(spec.config, f"{section}.{cid}"):
+                if ref not in specs["extensions"] and ("extensions", ref) not in broken:
+                    problems.append(
+                        f"{path}: extension {ref!r} is not configured (add it under "
+                        "`extensions:` and list it in `service.extensions`)"
+                    )
+                elif ref in specs["extensions"] and ref not in enabled:
+                    problems.append(
+                        f"{path}: extension {ref!r} is configured but not enabled "
+                        "(list it in `service.extensions`)"
+                    )
     if problems:
         raise ConfigError(problems)
     return ServiceConfig(

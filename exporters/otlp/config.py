@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from otel_goblock.component import ComponentID
 from otel_goblock.config import Duration
 from otel_goblock.exporterhelper import QueueConfig, RetryConfig, TimeoutConfig
 
@@ -40,6 +41,25 @@ class TLSConfig:
 Compression = Literal["gzip", "none", ""]
 
 
+@dataclass
+class AuthConfig:
+    """`auth: {authenticator: <extension id>}` (collector `configauth` client side): every
+    request carries the header that extension (e.g. `bearertokenauth/<name>`) gives, asked
+    per request, so a rotated token file takes effect without a restart. The extension must
+    be configured and listed in `service.extensions` (checked by `validate`, whole-config)."""
+
+    authenticator: str = ""
+
+    def validate(self) -> list[str]:
+        if not self.authenticator:
+            return ['authenticator: expected an extension id like "bearertokenauth", got ""']
+        try:
+            ComponentID.parse(self.authenticator)
+        except ValueError as e:
+            return [f"authenticator: {e}"]
+        return []
+
+
 def _common_problems(timeout: float) -> list[str]:
     return TimeoutConfig(Duration(timeout)).validate()
 
@@ -51,6 +71,7 @@ class Config:
     endpoint: str = ""  # host:port; a http:// prefix means no TLS, https:// means TLS
     tls: TLSConfig = field(default_factory=TLSConfig)
     headers: dict[str, str] = field(default_factory=dict)
+    auth: AuthConfig | None = None  # an authenticator extension adds its header per request
     compression: Compression = "gzip"
     timeout: Duration = field(default_factory=lambda: Duration(5.0))
     sending_queue: QueueConfig = field(default_factory=QueueConfig)
@@ -100,6 +121,7 @@ class HTTPConfig:
     metrics_endpoint: str = ""  # full URL, overrides endpoint for metrics
     tls: TLSConfig = field(default_factory=TLSConfig)
     headers: dict[str, str] = field(default_factory=dict)
+    auth: AuthConfig | None = None  # an authenticator extension adds its header per request
     compression: Compression = "gzip"
     encoding: Literal["proto", "json"] = "proto"
     timeout: Duration = field(default_factory=lambda: Duration(5.0))

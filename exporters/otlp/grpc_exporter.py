@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from otel_goblock.exporters.otlp.auth import HeaderSource, client_auth
 from otel_goblock.exporters.otlp.config import Config, grpc_target
 from otel_goblock.exporters.otlp.tls import fetch_pinned, grpc_credentials
 
@@ -39,7 +40,9 @@ def _identity(b: bytes) -> bytes:
 class OTLPGrpcExporter(Component):
     def __init__(self, settings: CreateSettings, config: Config) -> None:
         self._cfg = config
+        self._id = settings.id
         self._log = settings.logger
+        self._auth: HeaderSource | None = None  # set at start from `auth.authenticator`
         self._channel: grpc.aio.Channel | None = None
         self._pin_lock = asyncio.Lock()
         self._pinning = config.tls.insecure_skip_verify and not config.insecure
@@ -56,6 +59,10 @@ class OTLPGrpcExporter(Component):
 
     async def start(self, host: Host) -> None:
         cfg = self._cfg
+        self._auth = client_auth(self._id, cfg.auth, host)
+        if self._auth is not None:  # the authenticator's header replaces a static one
+            names = {k.lower() for k in self._auth()}
+            self._metadata = tuple((k, v) for k, v in self._metadata if k not in names)
         if cfg.insecure:
             self._open(None, [])
         elif not self._pinning:
@@ -119,6 +126,11 @@ class OTLPGrpcExporter(Component):
                 name,
             )
 
+    def _call_metadata(self) -> tuple[tuple[str, str], ...]:
+        if self._auth is None:
+            return self._metadata
+        return self._metadata + tuple((k.lower(), v) for k, v in self._auth().items())
+
     async def _unpin(self) -> None:
         """The pinned server went away: read its certificate again on the next attempt."""
         if self._pinning and self._channel is not None:
@@ -143,7 +155,7 @@ class OTLPGrpcExporter(Component):
         await self._ready()
         try:
             resp = await self._export_traces(
-                data.serialized(), timeout=timeout_s, metadata=self._metadata
+                data.serialized(), timeout=timeout_s, metadata=self._call_metadata()
             )
         except grpc.aio.AioRpcError as e:
             if e.code() in _REPIN_CODES:
@@ -160,7 +172,7 @@ class OTLPGrpcExporter(Component):
         await self._ready()
         try:
             resp = await self._export_metrics(
-                data.serialized(), timeout=timeout_s, metadata=self._metadata
+                data.serialized(), timeout=timeout_s, metadata=self._call_metadata()
             )
         except grpc.aio.AioRpcError as e:
             if e.code() in _REPIN_CODES:

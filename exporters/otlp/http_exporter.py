@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from otel_goblock.exporters.otlp.auth import HeaderSource, client_auth, without_keys
 from otel_goblock.exporters.otlp.config import HTTPConfig
 from otel_goblock.exporters.otlp.tls import ssl_context
 from otel_goblock.receivers.otlp.otlpjson import encode_metrics, encode_traces
@@ -41,7 +42,9 @@ def gzip_bytes(body: bytes) -> bytes:
 class OTLPHttpExporter(Component):
     def __init__(self, settings: CreateSettings, config: HTTPConfig) -> None:
         self._cfg = config
+        self._id = settings.id
         self._log = settings.logger
+        self._auth: HeaderSource | None = None  # set at start from `auth.authenticator`
         self._session: aiohttp.ClientSession | None = None
         self._json = config.encoding == "json"
         self._urls = {s: config.signal_url(s) for s in ("traces", "metrics")}
@@ -71,6 +74,9 @@ class OTLPHttpExporter(Component):
         self.helper = self._helper
 
     async def start(self, host: Host) -> None:
+        self._auth = client_auth(self._id, self._cfg.auth, host)
+        if self._auth is not None:  # the authenticator's header replaces a static one
+            self._headers = without_keys(self._headers, {k.lower() for k in self._auth()})
         uses_tls = any(u.startswith("https:") for u in self._urls.values())
         ssl_ctx = ssl_context(self._cfg.tls) if uses_tls else None
         limit = self._cfg.sending_queue.num_consumers if self._cfg.sending_queue.enabled else 0
@@ -102,7 +108,7 @@ class OTLPHttpExporter(Component):
         async with self._session.post(
             url,
             data=body,
-            headers=self._headers,
+            headers=self._headers if self._auth is None else {**self._headers, **self._auth()},
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as resp:
             content = await resp.read()
