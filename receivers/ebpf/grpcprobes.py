@@ -481,6 +481,8 @@ def grpc_events(records: Iterable[GrpcEvent], clock: _Clock) -> list[Event]:
 
 # ---------------------------------------------------------------- metrics
 
+# the event types grpc_metrics reads
+METRIC_TYPES = frozenset({"flow_control_wait", "goaway", "ping"})
 # explicit bounds (ms) of the flow-control wait histogram: 1 ms (the default threshold)
 # to 10 s, roughly x2.5 per bucket
 WAIT_BOUNDS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0)

@@ -54,6 +54,9 @@ from otel_goblock.pdata import Event, Metrics, RequestInfo, Traces
 
 PAGE = 4096
 MAX_RECORDS_PER_DRAIN = 16384
+# grpc events held for one metrics interval; beyond it the interval's gRPC metrics
+# undercount (the events themselves still flow to the traces pipeline)
+_GRPC_WINDOW_MAX = 100_000
 
 
 class EbpfReceiver(Component):
@@ -90,6 +93,9 @@ class EbpfReceiver(Component):
         self._go_recs: list[tuple] = []
         self.goprobes: GoRuntimeProbes | None = None
         self._grpc_recs: list = []
+        # grpc events since the last metrics emission (delta histograms and counts)
+        self._grpc_window: list[Event] = []
+        self._grpc_window_start = 0
         self.grpcprobes: grpcprobes.GrpcProbes | None = None
         self._go_attach: collections.deque[tuple[int, str]] = collections.deque()
         self._kernel_lost: dict[str, int] = {}
@@ -129,7 +135,7 @@ class EbpfReceiver(Component):
         except Exception as e:
             self._unavailable(f"ebpf receiver cannot load its BPF programs: {e}")
             return
-        self._start_ns = time.time_ns()
+        self._start_ns = self._grpc_window_start = time.time_ns()
         self._thread = threading.Thread(
             target=self._run, name=f"ebpf-poll[{self._settings.id}]", daemon=True
         )
@@ -357,7 +363,11 @@ class EbpfReceiver(Component):
         if self._grpc_recs:
             recs = list(self._grpc_recs)
             del self._grpc_recs[: len(recs)]
-            events += grpcprobes.grpc_events(recs, self.clock)
+            grpc = grpcprobes.grpc_events(recs, self.clock)
+            events += grpc
+            window = self._grpc_window
+            if len(window) < _GRPC_WINDOW_MAX:
+                window.extend(e for e in grpc if e.attrs.get("type") in grpcprobes.METRIC_TYPES)
         if self._go_recs:
             recs = list(self._go_recs)
             del self._go_recs[: len(recs)]
@@ -514,6 +524,18 @@ class EbpfReceiver(Component):
             now_ns=time.time_ns(),
             resource_attrs={**self._resource, "goblock.receiver": str(self._settings.id)},
         )
+        if self._grpc_window:
+            now = time.time_ns()
+            window, self._grpc_window = self._grpc_window, []
+            resource = {**self._resource, "goblock.receiver": str(self._settings.id)}
+            grpc = grpcprobes.grpc_metrics(
+                window,
+                lambda pid: {**resource, "process.pid": pid},
+                start_ns=self._grpc_window_start,
+                time_ns=now,
+            )
+            self._grpc_window_start = now
+            req.resource_metrics.extend(grpc.resource_metrics)
         return Metrics(message=req)
 
     def _emit_metrics(self) -> None:
