@@ -311,7 +311,7 @@ def _keepalive_sentence(
     elif gap is not None:
         rate = f"client pinged every ~{fmt_duration(gap)} ({len(pings)} pings in the RPC)"
     else:
-        rate = f"client pinged {len(pings)} times" if pings else "client pinged too often"
+        rate = ""
     if len(min_time) == 1:
         limit = f"the server's enforcement MinTime {fmt_duration(min_time.pop())}"
     else:
@@ -319,6 +319,9 @@ def _keepalive_sentence(
             "the server's enforcement MinTime (not visible from this process; "
             "grpc-go's default is 5m)"
         )
+    if not rate:
+        seen = f" ({len(pings)} pings seen in the RPC)" if pings else ""
+        return f"{head}: the client pinged more often than {limit} allows{seen}"
     return f"{head}: {rate} is below {limit}"
 
 

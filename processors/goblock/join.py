@@ -43,9 +43,13 @@ from otel_goblock.processors.goblock.categories import (
     syscall_class,
 )
 from otel_goblock.processors.goblock.encode import attr, attr_double, attr_int, attr_str, span_entry
+from otel_goblock.processors.goblock.grpc_diagnosis import GrpcDiagnosis, diagnose
 from otel_goblock.processors.goblock.timeline import ProcTimeline, Timelines
 
+from otel_goblock.pdata import Event
+
 GOID_ATTR = "goblock.goroutine.id"
+GRPC_ATTRS = {"rpc.system": "grpc"}  # what diagnose() reads of a span's attributes
 # the always-present categories, encoded with one struct.pack per span
 _FIXED_PREFIXES = [attr_double(f"goblock.{c}.ms", 0.0)[:-8] for c in FIXED_CATEGORIES]
 _FIXED_STRUCT = struct.Struct("<" + "".join(f"{len(p)}sd" for p in _FIXED_PREFIXES))
@@ -200,35 +204,54 @@ def fill_episode(span: Span, tl: ProcTimeline, seg: Seg) -> None:
 
 # a GOAWAY during the span explains waits that look like an RPC stuck on its connection
 KEEPALIVE_OVERRIDES = frozenset({"network", "channel", "unattributed"})
+_RPC_SYSTEM_KEYS = ("rpc.system", "rpc.system.name")
 
 
-def _keepalive(bd: Breakdown, tl: ProcTimeline, an: Analysis, start: int, end: int) -> None:
-    """A GOAWAY (e.g. ENHANCE_YOUR_CALM "too_many_pings") or keepalive failure that tore
-    down the span's connection while the span waited: cause grpc_keepalive."""
-    for t, g, kind, a in tl.instants:
-        if (
-            kind == "grpc"
-            and start <= t <= end
-            and a.get("type") in ("goaway", "keepalive_timeout")
-            # a NO_ERROR GOAWAY is a graceful close (the client shutting its transport
-            # down after the RPC), not a teardown that failed anything
-            and not (a.get("type") == "goaway" and a.get("code") == 0)
-            # the transport's reader goroutine receives a GOAWAY, not the span's: a client
-            # side teardown in the process explains any RPC wait it cut short (connections
-            # are not matched yet: two client connections torn down at once both explain)
-            and (g == 0 or g in an.goroutines or a.get("side") == "client")
-        ):
-            code = a.get("code_name") or a.get("code", a.get("error_code", ""))
-            debug = a.get("debug_data", "")
-            what = "GOAWAY" if a.get("type") == "goaway" else "keepalive timeout"
-            detail = " ".join(str(x) for x in (code, debug) if x != "")
-            detail = f" ({detail})" if detail else ""
-            bd.cause = "grpc_keepalive"
-            bd.diagnosis = (
-                f"connection torn down by {what}{detail} {fmt_ms(t - start)} ms into the "
-                f"span; before that: {bd.diagnosis}"
-            )
-            return
+def is_grpc_span(span: Span) -> bool:
+    for kv in span.attributes:
+        if kv.key in _RPC_SYSTEM_KEYS and kv.value.string_value == "grpc":
+            return True
+    return False
+
+
+def _grpc_events(tl: ProcTimeline, an: Analysis, start: int, end: int, prefer: int) -> list[Event]:
+    """The process's gRPC transport events as grpc_diagnosis reads them: the flow-control
+    waits of the span's goroutines, and every instant (frames arrive on transport
+    goroutines; diagnose() picks the span's window and connection)."""
+    pid = tl.pid
+    out = [Event("grpc", pid, 0, g, t, t, a) for t, g, kind, a in tl.instants if kind == "grpc"]
+    for g in an.goroutines:
+        for r in tl.goroutine(g, start, end, prefer):
+            if r[2] == GRPC_FC:
+                out.append(Event("grpc", pid, r[4], g, r[0], r[1], r[3]))
+    return out
+
+
+def _grpc(
+    span: Span, tl: ProcTimeline, an: Analysis, bd: Breakdown, prefer: int
+) -> tuple[GrpcDiagnosis | None, bool]:
+    """What grpc-go's transport did to this span (processors/goblock/grpc_diagnosis.py),
+    and whether the span is a gRPC span.
+
+    A gRPC span gets the full diagnosis (attributes, http2.goaway / keepalive events,
+    cause when gRPC explains it). Any other span that waited on the network or a channel
+    while a GOAWAY or keepalive timeout tore a connection down under it — the HTTP
+    handler around a failed RPC — gets the keepalive cause and sentence only."""
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    end = max(end, start)
+    grpc_span = is_grpc_span(span)
+    if not grpc_span and bd.cause not in KEEPALIVE_OVERRIDES:
+        return None, False
+    events = _grpc_events(tl, an, start, end, prefer)
+    if not events:
+        return None, grpc_span
+    breakdown_ms = {k: v / 1e6 for k, v in bd.ns.items()}
+    if grpc_span:
+        return diagnose(GRPC_ATTRS, span.kind, start, end, events, None, breakdown_ms), True
+    diag = diagnose(GRPC_ATTRS, 0, start, end, events, None, breakdown_ms)
+    if diag is None or diag.cause != "grpc_keepalive":
+        return None, False
+    return GrpcDiagnosis(cause=diag.cause, diagnosis=diag.diagnosis), False
 
 
 @dataclass(slots=True)
@@ -246,6 +269,8 @@ class Joined:
     end: int
     out: list[bytes]  # where its episode spans go (its scope's)
     order: int
+    grpc: GrpcDiagnosis | None = None
+    grpc_span: bool = False  # its gRPC frames went in as the diagnosis's events
 
 
 class Rivals:
@@ -313,9 +338,18 @@ class Joiner:
             join = "attribute" if goid else "process"
         an = analyze(tl, goid, start, end, self.prefer, self.depth, end_tid)
         bd = summarize(tl, an, start, end, bool(goid), self.min_episode_ns)
-        if tl.instants and bd.cause in KEEPALIVE_OVERRIDES:
-            _keepalive(bd, tl, an, start, end)
-        return Joined(span, tl, goid, join, has_attr, an, bd, start, end, out, order)
+        grpc, grpc_span = None, False
+        if tl.instants or "grpc.flow_control" in bd.ns:
+            grpc, grpc_span = _grpc(span, tl, an, bd, self.prefer)
+            if grpc is not None and grpc.cause and grpc.diagnosis:
+                before = bd.diagnosis if grpc.cause == "grpc_keepalive" else ""
+                bd.cause = grpc.cause
+                bd.diagnosis = (
+                    f"{grpc.diagnosis}; before that: {before}" if before else grpc.diagnosis
+                )
+        return Joined(
+            span, tl, goid, join, has_attr, an, bd, start, end, out, order, grpc, grpc_span
+        )
 
     def finish(self, j: Joined, rivals: Rivals | None) -> int:
         """Write a prepared span; returns how many episode spans it got. `rivals` are the
@@ -324,6 +358,8 @@ class Joiner:
         not to every enclosing one."""
         span, tl, an, bd = j.span, j.tl, j.an, j.bd
         self._write(span, bd, j.goid, j.join, j.has_attr)
+        if j.grpc is not None:
+            _write_grpc(span, j.grpc)
         n = 0
         if bd.episodes:
             trace, parent = span.trace_id, span.span_id
@@ -333,7 +369,7 @@ class Joiner:
                     continue
                 j.out.append(episode_entry(tl, seg, trace, parent))
                 n += 1
-        self._span_events(span, tl, an, j.start, j.end)
+        self._span_events(span, tl, an, j.start, j.end, j.grpc_span)
         if j.goid:
             done = tl.done
             for g in an.goroutines:
@@ -367,8 +403,10 @@ class Joiner:
         span.MergeFromString(b"".join(parts))
 
     def _span_events(
-        self, span: Span, tl: ProcTimeline, an: Analysis, start: int, end: int
+        self, span: Span, tl: ProcTimeline, an: Analysis, start: int, end: int, grpc_done: bool
     ) -> None:
+        """TCP events of the span's connections and the process's instants in its window
+        (gRPC frames not already written by the gRPC diagnosis)."""
         added = 0
         tcp = self.timelines.tcp
         if tcp and an.goroutines:
@@ -385,9 +423,25 @@ class Joiner:
                         _add_event(span, t, f"tcp {a.get('type', '')}", "goblock.tcp.", a.items())
                         added += 1
         for t, g, kind, a in tl.instants:
+            if grpc_done and kind == "grpc":
+                continue
             if start <= t <= end and (g == 0 or g in an.goroutines) and added < MAX_SPAN_EVENTS:
                 _add_event(span, t, f"{kind} {a.get('type', '')}", f"goblock.{kind}.", a.items())
                 added += 1
+
+
+def _write_grpc(span: Span, diag: GrpcDiagnosis) -> None:
+    """The gRPC attributes and frame events (cause and sentence went in with the
+    breakdown)."""
+    if diag.attributes:
+        span.MergeFromString(b"".join(attr(k, v) for k, v in diag.attributes.items()))
+    for e in diag.events[:MAX_SPAN_EVENTS]:
+        ev = span.events.add()
+        ev.time_unix_nano = e.time_ns
+        ev.name = e.name
+        for k, v in e.attributes.items():
+            if isinstance(v, str | int | float):
+                put(ev.attributes, k, v)
 
 
 def _add_event(

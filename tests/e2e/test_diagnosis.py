@@ -6,6 +6,7 @@ and an episode child span naming what it waited on."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,11 @@ def goblock_config(
         "receivers": {
             "otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}}},
             # fsyncs on this disk are often < 1 ms: look at them all
-            "ebpf": {"targets": [{"pid": demo_pid}], "syscall_threshold": "100us"},
+            "ebpf": {
+                "targets": [{"pid": demo_pid}],
+                "syscall_threshold": "100us",
+                "metrics_interval": "1s",
+            },
         },
         "processors": {"goblock": {"join_delay": "1s"}, "batch": {"timeout": "100ms"}},
         "exporters": {
@@ -36,6 +41,7 @@ def goblock_config(
                 "tls": {"insecure": True},
             },
             "file": {"path": str(out)},
+            "file/metrics": {"path": str(out.with_name("metrics.jsonl"))},
         },
         "service": {
             "pipelines": {
@@ -43,20 +49,25 @@ def goblock_config(
                     "receivers": ["otlp", "ebpf"],
                     "processors": ["goblock", "batch"],
                     "exporters": ["otlp_grpc", "file"],
-                }
+                },
+                "metrics": {"receivers": ["ebpf"], "exporters": ["file/metrics"]},
             }
         },
     }
 
 
 @pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("goblock")
+
+
+@pytest.fixture(scope="module")
 def observed(
     jaeger: JaegerService,
     start_demo: Callable[..., DemoService],
-    tmp_path_factory: pytest.TempPathFactory,
+    workdir: Path,
 ) -> Iterator[DemoService]:
     """The demo exporting to a goblock pipeline that observes it with eBPF."""
-    workdir = tmp_path_factory.mktemp("goblock")
     port = free_port()
     demo = start_demo(otlp_endpoint=f"http://127.0.0.1:{port}", service_name="demo-observed")
     pid = demo.pid
@@ -236,10 +247,21 @@ def client_span(client: JaegerClient, trace_id: str, name: str) -> tuple[Trace, 
 def test_grpc_flow_control_stall_is_named_on_the_sender_span(
     observed: DemoService, jaeger_client: JaegerClient
 ) -> None:
-    r = hit(observed.url, "/grpc/flow?ms=40&kib=512")
-    _, span = client_span(jaeger_client, r.trace_id, "goblock.demo.Demo/Upload")
-    assert span.attrs["goblock.cause"] == "grpc_flow_control", span.attrs
-    assert float(span.attrs.get("goblock.grpc.flow_control.ms", 0)) >= 0.5 * r.body["send_ms"]
+    waits = []
+    for ms in (10, 60):  # the wait grows with the reader's delay
+        r = hit(observed.url, f"/grpc/flow?ms={ms}&kib=512")
+        _, span = client_span(jaeger_client, r.trace_id, "goblock.demo.Demo/Upload")
+        a = span.attrs
+        assert a["goblock.cause"] == "grpc_flow_control", a
+        assert float(a.get("goblock.grpc.flow_control.ms", 0)) >= 0.5 * r.body["send_ms"], a
+        wait = float(a["goblock.grpc.flow_control.wait.ms"])
+        assert 0.5 * r.body["send_ms"] <= wait <= span.duration_ms + 1, a
+        assert int(a["goblock.grpc.window_updates"]) >= 1, a
+        assert a["goblock.diagnosis"].startswith("stream send stalled "), a
+        assert "waiting for the HTTP/2 flow-control window" in a["goblock.diagnosis"], a
+        assert "stream window 64 KiB" in a["goblock.diagnosis"], a
+        waits.append(wait)
+    assert waits[1] > 2 * waits[0], waits
 
 
 def test_grpc_keepalive_goaway_is_named_on_the_failed_rpc(
@@ -247,5 +269,60 @@ def test_grpc_keepalive_goaway_is_named_on_the_failed_rpc(
 ) -> None:
     r = hit(observed.url, "/grpc/keepalive?ms=100")
     _, span = client_span(jaeger_client, r.trace_id, "goblock.demo.Demo/Hang")
-    assert span.attrs["goblock.cause"] == "grpc_keepalive", span.attrs
-    assert "too_many_pings" in span.attrs["goblock.diagnosis"], span.attrs
+    a = span.attrs
+    assert a["goblock.cause"] == "grpc_keepalive", a
+    assert int(a["goblock.grpc.goaway.code"]) == 11, a
+    assert a["goblock.grpc.goaway.debug_data"] == "too_many_pings", a
+    assert int(a["goblock.grpc.pings.sent"]) >= 2, a
+    diagnosis = a["goblock.diagnosis"]
+    assert "server sent GOAWAY ENHANCE_YOUR_CALM too_many_pings" in diagnosis, diagnosis
+    assert "client keepalive time 100 ms" in diagnosis, diagnosis
+    assert "below the server's enforcement MinTime 5m" in diagnosis, diagnosis
+    goaways = [f for name, f in span.events if name == "http2.goaway"]
+    assert goaways and int(goaways[0]["http2.goaway.error_code"]) == 11, span.events
+    # the HTTP handler around the failed RPC says the same
+    _, server = server_span(jaeger_client, r.trace_id, "GET /grpc/keepalive")
+    assert server.attrs["goblock.cause"] == "grpc_keepalive", server.attrs
+
+
+def metric_points(path: Path, name: str) -> list[dict[str, Any]]:
+    """Data points (attributes flattened) of one metric in the file exporter's OTLP JSON."""
+    points = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        for rm in json.loads(line).get("resourceMetrics", []):
+            for sm in rm.get("scopeMetrics", []):
+                for m in sm.get("metrics", []):
+                    if m.get("name") != name:
+                        continue
+                    data = m.get("sum") or m.get("histogram") or {}
+                    for p in data.get("dataPoints", []):
+                        attrs = {
+                            kv["key"]: next(iter(kv["value"].values()), None)
+                            for kv in p.get("attributes", [])
+                        }
+                        points.append({**p, "attrs": attrs})
+    return points
+
+
+def test_grpc_metrics_count_goaways_by_code_and_flow_waits(
+    observed: DemoService, workdir: Path
+) -> None:
+    hit(observed.url, "/grpc/keepalive?ms=100")
+    hit(observed.url, "/grpc/flow?ms=20&kib=256")
+    path = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 20  # metrics_interval is 1 s
+    while True:
+        goaways = [
+            p
+            for p in metric_points(path, "goblock.grpc.goaways")
+            if p["attrs"].get("code") == "ENHANCE_YOUR_CALM"
+        ]
+        waits = metric_points(path, "goblock.grpc.flow_control.wait")
+        pings = metric_points(path, "goblock.grpc.pings")
+        if goaways and waits and pings:
+            break
+        assert time.monotonic() < deadline, (goaways, waits, pings)
+        time.sleep(0.5)
+    assert {p["attrs"]["direction"] for p in goaways} == {"sent", "received"}, goaways
+    assert sum(int(p["count"]) for p in waits) >= 1, waits
+    assert all(p["attrs"].get("conn") for p in pings), pings

@@ -382,7 +382,8 @@ async def test_goaway_during_a_stuck_rpc_is_grpc_keepalive() -> None:
     await run(proc, events, request([(1, 0, 100)]))
     a = attrs_of(app_span(sink, 1))
     assert a["goblock.cause"] == "grpc_keepalive"
-    assert "GOAWAY (11 too_many_pings) 90 ms into the span" in a["goblock.diagnosis"]
+    assert "GOAWAY code 11 too_many_pings 90 ms into the RPC" in a["goblock.diagnosis"]
+    assert "before that: waited 90 ms on select" in a["goblock.diagnosis"]
     assert a["goblock.park.select.ms"] == pytest.approx(90.0)  # the numbers stay as measured
 
 

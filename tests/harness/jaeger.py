@@ -30,6 +30,8 @@ class Span:
     service: str
     attrs: dict[str, Any] = field(hash=False)
     resource: dict[str, Any] = field(hash=False)
+    # span events (Jaeger "logs"): (name, fields); the name is the "event" field
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list, hash=False)
 
     @property
     def duration_ms(self) -> float:
@@ -65,6 +67,11 @@ class Trace:
         return [s for s in self.spans if s.parent_span_id not in ids]
 
 
+def _log_event(log: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    fields = {kv["key"]: kv["value"] for kv in log.get("fields", [])}
+    return str(fields.pop("event", "")), fields
+
+
 def _parse_trace(t: dict[str, Any]) -> Trace:
     processes = t.get("processes", {})
     spans = []
@@ -91,6 +98,7 @@ def _parse_trace(t: dict[str, Any]) -> Trace:
                 service=proc.get("serviceName", ""),
                 attrs=tags,
                 resource={kv["key"]: kv["value"] for kv in proc.get("tags", [])},
+                events=[_log_event(log) for log in s.get("logs", [])],
             )
         )
     return Trace(trace_id=t["traceID"], spans=spans)
