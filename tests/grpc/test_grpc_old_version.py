@@ -15,6 +15,7 @@ from grpc_harness import compile_grpc_module, drain
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gotools import go_build
+from otel_goblock.processors.goblock import grpc_diagnosis as gd
 from otel_goblock.receivers.ebpf import grpcprobes as gp
 
 from otel_goblock.clock import MonotonicClock
@@ -119,3 +120,42 @@ def test_keepalive_timeout_close_is_named(observed: Any) -> None:
         ("client", "keepalive ping failed to receive ACK within timeout")
     ]
     assert kato[0].attrs["conn"].startswith("0x")
+
+
+def client_diagnosis(answer: dict[str, Any], events: list[Any]) -> gd.GrpcDiagnosis:
+    """grpc_diagnosis on a client span covering the fixture's RPC (the fixture has no
+    OTel: otelgrpc v0.72 needs a newer grpc-go, so its span is the RPC's own window)."""
+    diag = gd.diagnose(
+        {"rpc.system": "grpc"},
+        gd.SPAN_KIND_CLIENT,
+        int(answer["start_ns"]),
+        int(answer["end_ns"]),
+        events,
+    )
+    assert diag is not None
+    return diag
+
+
+@pytest.mark.ebpf
+def test_v164_diagnosis_of_a_flow_stall(observed: Any) -> None:
+    answer, events = run(observed, "flow 40 512")
+    diag = client_diagnosis(answer, events)
+    assert diag.cause == "grpc_flow_control", diag
+    assert diag.attributes["goblock.grpc.flow_control.wait.ms"] >= 0.5 * answer["send_ms"]
+    assert "stream window 64 KiB" in (diag.diagnosis or "")
+
+
+@pytest.mark.ebpf
+def test_v164_diagnosis_of_a_too_many_pings_goaway(observed: Any) -> None:
+    answer, events = run(observed, "keepalive 100")
+    diag = client_diagnosis(answer, events)
+    assert diag.cause == "grpc_keepalive", diag
+    assert diag.attributes["goblock.grpc.goaway.code"] == 11
+    assert "ENHANCE_YOUR_CALM too_many_pings" in (diag.diagnosis or ""), diag
+    assert "MinTime 5m" in (diag.diagnosis or ""), diag
+
+
+@pytest.mark.ebpf
+def test_v164_diagnosis_of_a_unary_rpc_has_no_grpc_cause(observed: Any) -> None:
+    answer, events = run(observed, "unary")
+    assert client_diagnosis(answer, events).cause is None
