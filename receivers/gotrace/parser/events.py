@@ -7,8 +7,10 @@ GoUnblock stamped a few ns before the GoBlock it answers, on another CPU), picks
 that can legally come next. This decoder merges by timestamp only (keeping every M's own
 order intact) and leaves the tolerance of those rare inversions to the interpreter.
 
-An event is a tuple `(time_ns, m, type, args)`: `args` excludes the timestamp delta;
-time is trace-clock ns computed exactly as Go does (float64 ns-per-tick times the batch
+An event is a flat tuple `(time_ns, m, type, a1, a2, a3)`: the first three arguments
+after the timestamp delta (0 where the event has fewer; a later argument, always a stack
+id, is skipped, and so are multi-byte arguments the interpreter never reads — see
+`_WANT`); time is trace-clock ns computed exactly as Go does (float64 ns-per-tick times the batch
 base, plus each delta converted separately), plus `offset_ns` (0 for trace clock, the
 generation's wall-clock offset for wall time).
 
@@ -27,10 +29,33 @@ from operator import itemgetter
 
 from .errors import TraceParseError
 from .generation import Generation
-from .spec import VersionSpec
+from .spec import Ev, VersionSpec
 from .wire import Batch
 
-RawEvent = tuple[int, int, int, tuple[int, ...]]
+RawEvent = tuple[int, int, int, int, int, int]
+
+# How many of an event's first three arguments (after dt) the interpreter reads: a
+# multi-byte argument past that count is skipped, not decoded (sequence numbers and stack
+# ids make up most of the long varints of a trace). Default: all three.
+_WANT = [3] * 256
+for _t in (
+    Ev.GO_CREATE,
+    Ev.GO_CREATE_BLOCKED,
+    Ev.GO_START,
+    Ev.GO_BLOCK,
+    Ev.GO_UNBLOCK,
+    Ev.GO_SWITCH,
+    Ev.GO_SWITCH_DESTROY,
+    Ev.GO_SYSCALL_BEGIN,
+    Ev.STW_BEGIN,
+    Ev.GC_BEGIN,
+    Ev.USER_TASK_END,
+    Ev.PROC_START,
+    Ev.PROC_STEAL,
+):
+    _WANT[_t] = 1
+for _t in (Ev.USER_REGION_BEGIN, Ev.USER_REGION_END):
+    _WANT[_t] = 2
 
 _TIME = itemgetter(0)
 
@@ -55,74 +80,113 @@ def decode_batch(
 ) -> list[RawEvent]:
     """All events of one batch, in order. `floor_ns`: last time of the M's previous batch.
 
-    Unrolled by argument count (timed events have 1 to 5 varints, dt included): this loop
-    is where the parser spends most of its time, and every avoided list or call counts.
+    The parser's hottest loop. It indexes a list of the batch's bytes (CPython
+    specialises list indexing, not bytes indexing), inlines one-byte varints, builds one
+    flat tuple per event, and skips rather than decodes the long varints the interpreter
+    never reads (GoStart/GoUnblock sequence numbers, stacks).
     """
-    data = b.data
+    raw = b.data
+    end = len(raw)
+    data = list(raw)
+    data.append(0)  # a sentinel: a varint cut by the batch's end stops there
     m = b.m
-    end = len(data)
     pos = 0
-    last = int(b.time * f) + offset_ns
-    out: list[RawEvent] = []
-    append = out.append
-    slow = _uvarint_slow
     boff = b.offset
     # ns per tick is a whole number on the common platforms (64 on amd64 Linux, 1 where
     # the clock is nanotime): then an int product equals Go's float64 one for any delta
-    # below 2**53 ticks, and is cheaper.
-    fi = int(f) if f.is_integer() else 0
+    # below 2**53 ticks. Otherwise decode ticks and convert afterwards, delta by delta.
+    fi = int(f) if f.is_integer() else 1
+    last = int(b.time * f) + offset_ns if fi != 1 or f == 1.0 else b.time
+    out: list[RawEvent] = []
+    append = out.append
+    slow = _uvarint_slow
+    want = _WANT
     try:
         while pos < end:
             typ = data[pos]
             k = nargs[typ]
-            if not k:
-                raise TraceParseError(
-                    f"event type {typ} is not a timed event of go 1.{version}", offset=boff
-                )
             v = data[pos + 1]
             pos += 2
             if v >= 0x80:
+                if not k:
+                    raise TraceParseError(_not_timed(typ, version), offset=boff)
                 v, pos = slow(data, pos - 1, boff)
-            last += v * fi if fi else int(v * f)
-            if k == 1:
-                append((last, m, typ, ()))
+            last += v * fi
+            if k < 3:
+                if k == 2:
+                    a1 = data[pos]
+                    pos += 1
+                    if a1 >= 0x80:
+                        a1, pos = slow(data, pos - 1, boff)
+                    append((last, m, typ, a1, 0, 0))
+                elif k:
+                    append((last, m, typ, 0, 0, 0))
+                else:
+                    raise TraceParseError(_not_timed(typ, version), offset=boff)
                 continue
             a1 = data[pos]
             pos += 1
             if a1 >= 0x80:
                 a1, pos = slow(data, pos - 1, boff)
-            if k == 2:
-                append((last, m, typ, (a1,)))
-                continue
             a2 = data[pos]
             pos += 1
             if a2 >= 0x80:
-                a2, pos = slow(data, pos - 1, boff)
+                if want[typ] > 1:
+                    a2, pos = slow(data, pos - 1, boff)
+                else:
+                    while data[pos] >= 0x80:
+                        pos += 1
+                    pos += 1
+                    a2 = 0
             if k == 3:
-                append((last, m, typ, (a1, a2)))
+                append((last, m, typ, a1, a2, 0))
                 continue
             a3 = data[pos]
             pos += 1
             if a3 >= 0x80:
-                a3, pos = slow(data, pos - 1, boff)
-            if k == 4:
-                append((last, m, typ, (a1, a2, a3)))
-                continue
-            a4 = data[pos]
-            pos += 1
-            if a4 >= 0x80:
-                a4, pos = slow(data, pos - 1, boff)
-            append((last, m, typ, (a1, a2, a3, a4)))
+                if want[typ] > 2:
+                    a3, pos = slow(data, pos - 1, boff)
+                else:
+                    while data[pos] >= 0x80:
+                        pos += 1
+                    pos += 1
+                    a3 = 0
+            if k == 5:  # the fourth argument is always a stack id: never needed
+                while data[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+            append((last, m, typ, a1, a2, a3))
     except IndexError:
         raise TraceParseError(
             f"truncated event in batch of M {m} (generation {b.gen})", offset=boff
         ) from None
-    if pos != end:
-        raise TraceParseError(f"event overruns batch of M {m}", offset=boff)
+    if pos != end:  # the last event read into the sentinel
+        raise TraceParseError(
+            f"truncated event in batch of M {m} (generation {b.gen})", offset=boff
+        )
+    if fi == 1 and f != 1.0:
+        out = _ticks_to_ns(out, b.time, f, offset_ns)
     if out and out[0][0] < floor_ns:
         # This M's clock went backwards between two of its batches (it moved to a CPU
         # whose clock lags): keep the M's own order, as Go does, by clamping.
-        out = [(max(t, floor_ns), m_, ty, a) for t, m_, ty, a in out]
+        out = [(max(t, floor_ns), *rest) for t, *rest in out]
+    return out
+
+
+def _not_timed(typ: int, version: int) -> str:
+    return f"event type {typ} is not a timed event of go 1.{version}"
+
+
+def _ticks_to_ns(evs: list[RawEvent], base: int, f: float, offset_ns: int) -> list[RawEvent]:
+    """Times decoded in ticks → ns as Go computes them: the batch base and then each delta
+    converted separately (float64), for a clock whose ns per tick is not whole."""
+    prev = base
+    acc = int(base * f) + offset_ns
+    out = []
+    for t, *rest in evs:
+        acc += int((t - prev) * f)
+        prev = t
+        out.append((acc, *rest))
     return out
 
 

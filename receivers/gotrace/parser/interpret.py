@@ -119,7 +119,7 @@ class Interpreter:
         strings = self.strings
         append = self.out.append
         go_start, go_block, go_unblock = int(Ev.GO_START), int(Ev.GO_BLOCK), int(Ev.GO_UNBLOCK)
-        for ts, m, typ, args in chunk:
+        for ts, m, typ, a1, a2, a3 in chunk:
             counts[typ] += 1
             # As Go's reader does: times strictly increase in the merged order, so ties
             # and the rare cross-CPU inversion become +1 ns steps (and match Go's times).
@@ -127,33 +127,31 @@ class Interpreter:
                 ts = last + 1
             last = ts
             if typ == go_start:
-                g = args[0]
-                m_g[m] = g
+                m_g[m] = a1
                 if early:
-                    early.pop(g, None)
-                if g in parked:
-                    p = parked.pop(g)
-                    append(ParkInterval(g, p[0], max(p[0], ts), p[1], 0, p[2], True))
+                    early.pop(a1, None)
+                if a1 in parked:
+                    p = parked.pop(a1)
+                    append(ParkInterval(a1, p[0], max(p[0], ts), p[1], 0, p[2], True))
             elif typ == go_block:
                 g = m_g.get(m, 0)
                 m_g[m] = 0
                 if g:
                     if early and g in early:
-                        self._park(g, ts, strings.get(args[0], ""))
+                        self._park(g, ts, strings.get(a1, ""))
                     else:
-                        parked[g] = (ts, strings.get(args[0], ""), True)
+                        parked[g] = (ts, strings.get(a1, ""), True)
             elif typ == go_unblock:
-                g = args[0]
-                p = parked.pop(g, None)
+                p = parked.pop(a1, None)
                 if p is None:
-                    early[g] = (ts, m_g.get(m, 0))
+                    early[a1] = (ts, m_g.get(m, 0))
                 else:
-                    append(ParkInterval(g, p[0], max(p[0], ts), p[1], m_g.get(m, 0), p[2], True))
+                    append(ParkInterval(a1, p[0], max(p[0], ts), p[1], m_g.get(m, 0), p[2], True))
             else:
                 h = handlers[typ]
                 if h is not None:
                     self.last_ns = ts
-                    h(ts, m, args)
+                    h(ts, m, (a1, a2, a3))
                     if m == NO_THREAD:
                         m_g.pop(m, None)
         self.last_ns = last
