@@ -9,9 +9,14 @@ the join (route + parse + breakdown + attributes + episode spans + serialize).
     .venv/bin/python benchmarks/goblock_join.py [--spans 50000]
     .venv/bin/python benchmarks/goblock_join.py --rate 5000 --seconds 20   # live mode
 
-Live mode feeds spans (and their events) at a fixed rate through the running processor
-(join_delay 2s, the background task releasing them) and reports the latency it adds
-(received → handed on) p50/p99, the CPU share it used and RSS.
+Live mode runs the processor in a process of its own (default config: join_delay 2s,
+retention 30s, max_events 1M; `--serve`), fed over a unix socket by this process at a
+fixed rate: events pickled as field tuples (their decode into `Event`s stands in for the
+ebpf receiver's), spans as serialized OTLP requests. It reports the latency added (when
+a request was due to be sent → handed on by goblock) p50/p99, the pipeline process's
+CPU (from /proc, split into event decode, ingest, routing and the rest) and its own RSS
+(VmRSS/VmHWM, without the load generator's prebuilt inputs). `--profile FILE` runs the
+pipeline process under py-spy (raw format; benchmarks/pyspy_summary.py reads it).
 """
 
 from __future__ import annotations
@@ -19,9 +24,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
+import os
+import pickle
 import resource
+import struct
+import subprocess
+import sys
+import tempfile
 import time
+from operator import attrgetter
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -32,6 +45,9 @@ from otel_goblock.component import ComponentID, CreateSettings
 from otel_goblock.config import decode
 from otel_goblock.pdata import Event, Traces
 from otel_goblock.telemetry import Telemetry
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import procstat
 
 MS = 1_000_000
 PID, OTHER = 4242, 5151
@@ -271,48 +287,44 @@ async def main(n: int) -> None:
 
 
 class LatencySink:
-    def __init__(self, arrivals: dict[bytes, float]) -> None:
-        self.arrivals = arrivals
+    """The processor's next consumer in the pipeline process: stamps when each request
+    leaves (the exporter's serialize is paid here, as in a pipeline)."""
+
+    def __init__(self, due: dict[bytes, float]) -> None:
+        self.due = due
         self.latencies: list[float] = []
         self.spans = 0
 
     async def consume_traces(self, data: Traces) -> None:
-        now = time.monotonic()
         self.spans += data.span_count
         first = data.message().resource_spans[0].scope_spans[0].spans[0].span_id
-        t = self.arrivals.pop(first, None)
-        if t is not None:
-            self.latencies.append(now - t)
         data.serialized()
+        t = self.due.pop(first, None)
+        if t is not None:
+            self.latencies.append(time.monotonic() - t)
 
 
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
+def rss_mib(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
-async def live(rate: int, seconds: float) -> None:
-    n = int(rate * seconds) // PER_REQUEST * PER_REQUEST
-    t_base = time.time_ns() + 1_000 * MS  # spans happen "now" as they are fed
-    # each request's spans are spread over its feeding interval
-    interval = PER_REQUEST / rate
-    reqs, evs = build(n, PID, t_base)
-    scale = interval * 1e9 / (PER_REQUEST * 2 * MS // 10)  # build spaces spans 0.2 ms apart
-    for batch in evs:
-        for e in batch:
-            off = e.start_ns - t_base
-            dur = e.end_ns - e.start_ns
-            e.start_ns = t_base + int(off * scale)
-            e.end_ns = e.start_ns + dur
-    # the inputs are built ahead (in a pipeline they are transient): keep the cyclic GC
-    # from walking them over and over, which would stall the loop like no real load does
-    gc.collect()
-    gc.freeze()
-    arrivals: dict[bytes, float] = {}
-    sink = LatencySink(arrivals)
+# live mode: the load generator and the pipeline are separate processes, talking over a
+# unix socket in frames: kind (1 events, 2 spans), the time the frame was due (monotonic:
+# CLOCK_MONOTONIC is the same clock in both processes), payload length, payload
+_FRAME = struct.Struct("<Bd8sI")
+_EVENTS, _SPANS, _END = 1, 2, 3
+
+
+async def serve(path: str, profile: str | None) -> None:
+    """The pipeline process: a goblock processor (default config: join_delay 2s,
+    retention 30s, max_events 1M) fed from the socket; events arrive pickled (their
+    decode stands in for the ebpf receiver's), spans as serialized OTLP requests."""
+    due: dict[bytes, float] = {}
+    sink = LatencySink(due)
     tel = Telemetry()
     st = CreateSettings(
         id=ComponentID("goblock"),
@@ -323,46 +335,174 @@ async def live(rate: int, seconds: float) -> None:
     )
     proc = GoblockProcessor(st, decode(Config, {}), sink)
     await proc.start(None)  # type: ignore[arg-type]
+    done = asyncio.Event()
+    stats: dict[str, float] = {"decode_s": 0.0, "ingest_s": 0.0, "route_s": 0.0}
+    rss_peak = [0.0]
+
+    async def sample_rss() -> None:
+        while not done.is_set():
+            rss_peak[0] = max(rss_peak[0], rss_mib())
+            await asyncio.sleep(0.25)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pc = time.process_time
+        while True:
+            kind, t_due, first, n = _FRAME.unpack(await reader.readexactly(_FRAME.size))
+            if kind == _END:
+                break
+            payload = await reader.readexactly(n)
+            if kind == _EVENTS:
+                t = pc()
+                events = [Event(*f) for f in pickle.loads(payload)]
+                t1 = pc()
+                await proc.consume_traces(Traces(raw=b"", span_count=0, events=events))
+                stats["decode_s"] += t1 - t
+                stats["ingest_s"] += pc() - t1
+            else:
+                due[first] = t_due
+                t = pc()
+                await proc.consume_traces(Traces(raw=payload, span_count=PER_REQUEST))
+                stats["route_s"] += pc() - t
+        t_end = time.monotonic() + 10
+        while due and time.monotonic() < t_end:
+            await asyncio.sleep(0.05)
+        cpu = time.process_time()
+        lat = sorted(sink.latencies)
+        out = {
+            **stats,
+            "cpu_s": cpu,
+            "rss_mib": rss_mib(),
+            "rss_peak_mib": max(rss_peak[0], rss_mib()),
+            "held": proc.timelines.total,
+            "spans_out": sink.spans,
+            "lat": lat,
+            "missing": len(due),
+        }
+        writer.write(json.dumps(out).encode())
+        await writer.drain()
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_unix_server(handle, path)
+    sampler = asyncio.create_task(sample_rss())
+    async with server:
+        await done.wait()
+    sampler.cancel()
+    await proc.shutdown()
+
+
+async def live(rate: int, seconds: float, profile: str | None) -> None:
+    n = int(rate * seconds) // PER_REQUEST * PER_REQUEST
+    t_base = time.time_ns() + 3_000 * MS  # spans happen "now" as they are fed
+    # each request's spans are spread over its feeding interval
+    interval = PER_REQUEST / rate
+    reqs, evs = build(n, PID, t_base)
+    scale = interval * 1e9 / (PER_REQUEST * 2 * MS // 10)  # build spaces spans 0.2 ms apart
+    for batch in evs:
+        for e in batch:
+            off = e.start_ns - t_base
+            dur = e.end_ns - e.start_ns
+            e.start_ns = t_base + int(off * scale)
+            e.end_ns = e.start_ns + dur
+    fields = attrgetter("kind", "pid", "tid", "goid", "start_ns", "end_ns", "attrs", "source")
+    blobs = [pickle.dumps([fields(e) for e in b], protocol=pickle.HIGHEST_PROTOCOL) for b in evs]
+    n_events = sum(map(len, evs))
+    del evs
     first_ids = [
         ExportTraceServiceRequest.FromString(r).resource_spans[0].scope_spans[0].spans[0].span_id
         for r in reqs
     ]
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    behind = 0.0
-    for i, (raw, batch) in enumerate(zip(reqs, evs, strict=True)):
-        due = wall0 + i * interval
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            behind = max(behind, -delay)
-            await asyncio.sleep(0)
-        await proc.consume_traces(Traces(raw=b"", span_count=0, events=batch))
-        arrivals[first_ids[i]] = time.monotonic()
-        await proc.consume_traces(Traces(raw=raw, span_count=PER_REQUEST))
-    fed = time.monotonic() - wall0
-    t_end = time.monotonic() + 10
-    while arrivals and time.monotonic() < t_end:
-        await asyncio.sleep(0.05)
-    cpu = time.process_time() - cpu0
-    wall = time.monotonic() - wall0
-    rss = rss_mib()
-    await proc.shutdown()
-    lat = sorted(sink.latencies)
+    gc.collect()
+    gc.freeze()
+    tmp = tempfile.mkdtemp(prefix="goblock-bench-")
+    path = os.path.join(tmp, "sock")
+    cmd = [sys.executable, os.path.abspath(__file__), "--serve", path]
+    if profile:
+        cmd = [PYSPY, "record", "-r", "50", "-f", "raw", "-o", profile, "--", *cmd]
+    child = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        for _ in range(600):
+            if os.path.exists(path):
+                break
+            await asyncio.sleep(0.05)
+        reader, writer = await asyncio.open_unix_connection(path)
+        pid = _pipeline_pid(child.pid)
+        cpu0 = procstat.cpu_seconds(pid)
+        rss_idle = rss_mib(pid)
+        mine0, wall0 = time.process_time(), time.monotonic()
+        behind = 0.0
+        for i, (raw, blob) in enumerate(zip(reqs, blobs, strict=True)):
+            due = wall0 + i * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                behind = max(behind, -delay)
+            writer.write(_FRAME.pack(_EVENTS, due, b"", len(blob)) + blob)
+            writer.write(_FRAME.pack(_SPANS, due, first_ids[i], len(raw)) + raw)
+            await writer.drain()
+        fed = time.monotonic() - wall0
+        cpu_fed = procstat.cpu_seconds(pid) - cpu0
+        writer.write(_FRAME.pack(_END, 0.0, b"", 0))
+        await writer.drain()
+        res = json.loads(await reader.read())
+        wall = time.monotonic() - wall0
+        cpu = procstat.cpu_seconds(pid) - cpu0
+        hwm = procstat.hwm_bytes(pid) / 2**20
+        mine = time.process_time() - mine0
+        writer.close()
+    finally:
+        child.wait(timeout=120 if profile else 30)
+    lat = res["lat"]
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3  # noqa: E731
     print(
-        f"live: {rate:,} spans/s with {sum(map(len, evs)) / seconds:,.0f} events/s "
-        f"for {seconds:g}s "
-        f"(fed in {fed:.1f}s, at most {behind * 1e3:.0f} ms behind schedule)"
+        f"live: {rate:,} spans/s with {n_events / seconds:,.0f} events/s for {seconds:g}s "
+        f"(fed in {fed:.1f}s, at most {behind * 1e3:.0f} ms behind schedule); "
+        f"pipeline = its own process (pid {pid}), default config (join_delay 2s)"
     )
     print(
-        f"added latency (received → handed on, join_delay 2s): p50 {p(0.5):.0f} ms, "
-        f"p99 {p(0.99):.0f} ms, max {lat[-1] * 1e3:.0f} ms over {len(lat)} requests"
+        f"added latency (due to be sent → handed on by goblock): p50 {p(0.5):.0f} ms, "
+        f"p99 {p(0.99):.0f} ms, max {lat[-1] * 1e3:.0f} ms over {len(lat)} requests "
+        f"({res['missing']} not out within 10 s of the end)"
     )
     print(
-        f"CPU {cpu / wall * 100:.0f}% of one core; RSS {rss:.0f} MiB; "
-        f"events held {proc.timelines.total:,}"
+        f"pipeline CPU {cpu_fed / fed * 100:.0f}% of one core while fed "
+        f"({cpu / wall * 100:.0f}% incl. drain) = {n / cpu:,.0f} spans and "
+        f"{n_events / cpu:,.0f} events per CPU-second; of it: event decode (pickle, "
+        f"stands in for the receiver) {res['decode_s']:.1f}s, ingest {res['ingest_s']:.1f}s, "
+        f"route+parse {res['route_s']:.1f}s, the rest (join, encode, sink) "
+        f"{cpu - res['decode_s'] - res['ingest_s'] - res['route_s']:.1f}s of {cpu:.1f}s"
     )
+    print(
+        f"pipeline RSS: idle {rss_idle:.0f} MiB, at the end {res['rss_mib']:.0f} MiB, peak "
+        f"{max(hwm, res['rss_peak_mib']):.0f} MiB; events held {res['held']:,}; "
+        f"load generator: {mine / wall * 100:.0f}% of a core, RSS {rss_mib():.0f} MiB"
+    )
+
+
+PYSPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
+
+
+def _pipeline_pid(pid: int) -> int:
+    """The python process itself (under py-spy it is py-spy's child)."""
+    for _ in range(100):
+        kids = procstat.tree(pid)
+        for k in kids:
+            try:
+                with open(f"/proc/{k}/cmdline", "rb") as f:
+                    if b"--serve" in f.read() and not _is_pyspy(k):
+                        return k
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return pid
+
+
+def _is_pyspy(pid: int) -> bool:
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "py-spy"
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":
@@ -371,7 +511,14 @@ if __name__ == "__main__":
     ap.add_argument("--rate", type=int, default=0, help="live mode: spans/s")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--light", action="store_true", help="5 events per span instead of 10")
+    ap.add_argument("--profile", metavar="FILE", help="live mode: py-spy the pipeline process")
+    ap.add_argument("--serve", metavar="SOCKET", help=argparse.SUPPRESS)  # the pipeline side
     args = ap.parse_args()
     if args.light:
         KEEP = (2, 3, 5, 7, 9)
-    asyncio.run(live(args.rate, args.seconds) if args.rate else main(args.spans))
+    if args.serve:
+        asyncio.run(serve(args.serve, args.profile))
+    elif args.rate:
+        asyncio.run(live(args.rate, args.seconds, args.profile))
+    else:
+        asyncio.run(main(args.spans))

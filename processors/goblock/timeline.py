@@ -117,36 +117,47 @@ class ProcTimeline:
         self.done: dict[int, int] = {}  # goid → end of the last span joined on it
         self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
         self.exe: str | None = None
-        # windows joined spans claimed, per goroutine (key 0: every span, for the
-        # process-wide stop-the-world), in join order
-        self.claims: dict[int, deque[tuple[int, int]]] = {}
-        self.claim_order: deque[tuple[int, int]] = deque()  # (end, goid) in join order
-        # waits that may turn out unclaimed, in ingest order:
-        # (start, end, code, detail, goid, tid, src)
-        self.candidates: deque[tuple[int, int, int, Any, int, int, int]] = deque()
+        # windows joined spans claimed: per goroutine a flat [start, end, start, end, ...]
+        # in join order, and per span (end, start, its goroutines) in join order (every
+        # span counts for the process-wide stop-the-world)
+        self.claims: dict[int, list[int]] = {}
+        self.claim_order: deque[tuple[int, int, Any]] = deque()
+        # waits that may turn out unclaimed, in ingest order: (record, goid)
+        self.candidates: deque[tuple[Rec, int]] = deque()
 
     def claim(self, start: int, end: int, goroutines: Iterable[int]) -> None:
         """A span [start, end] covered these goroutines (and, always, the process)."""
-        for key in (0, *goroutines):
-            lst = self.claims.get(key)
+        claims = self.claims
+        gs = tuple(goroutines)
+        for g in gs:
+            lst = claims.get(g)
             if lst is None:
-                lst = self.claims[key] = deque()
-            lst.append((start, end))
-            self.claim_order.append((end, key))
+                claims[g] = [start, end]
+            else:
+                lst.append(start)
+                lst.append(end)
+        self.claim_order.append((end, start, gs[0] if len(gs) == 1 else gs))
 
     def forget_claims(self, cutoff: int) -> None:
         """Drop claims that ended before `cutoff`; O(claims dropped)."""
         order, claims = self.claim_order, self.claims
         while order and order[0][0] < cutoff:
-            _, key = order.popleft()
-            lst = claims.get(key)
-            if lst:
-                lst.popleft()
-                if not lst:
-                    del claims[key]
+            gs = order.popleft()[2]
+            for g in (gs,) if type(gs) is int else gs:
+                lst = claims.get(g)
+                if lst:
+                    del lst[:2]
+                    if not lst:
+                        del claims[g]
 
     def claimed(self, goid: int, start: int, end: int) -> bool:
-        return any(a < end and start < b for a, b in self.claims.get(goid, ()))
+        if not goid:
+            return any(a < end and start < b for b, a, _ in self.claim_order)
+        lst = self.claims.get(goid)
+        if not lst:
+            return False
+        it = iter(lst)
+        return any(a < end and start < b for a, b in zip(it, it, strict=True))
 
     # -- queries -------------------------------------------------------------------
 
@@ -236,6 +247,25 @@ class Timelines:
         self.total = 0
         # (latest end in an ingested batch, events stored from it): drop-oldest by batch
         self._batches: deque[tuple[int, int]] = deque()
+        # interned details: the same syscall targets and wait reasons recur event after
+        # event; one object each, not one per record
+        self._details: dict[tuple[str, str], tuple[str, str]] = {}
+        self._reasons: dict[tuple[str, str, str], WaitReason] = {}
+
+    def _intern(self, detail: tuple[str, str]) -> tuple[str, str]:
+        if len(self._details) >= 100_000:
+            self._details.clear()
+        self._details[detail] = detail
+        return detail
+
+    def _wait_reason(self, reason: str, target: str, op: str) -> WaitReason:
+        key = (reason, target, op)
+        got = self._reasons.get(key)
+        if got is None:
+            if len(self._reasons) >= 100_000:
+                self._reasons.clear()
+            got = self._reasons[key] = WaitReason(reason, target, op)
+        return got
 
     def observed(self, pid: int) -> bool:
         return pid in self.procs
@@ -252,6 +282,7 @@ class Timelines:
         late = stored = 0
         latest = 0
         min_ep = self.min_episode_ns
+        details = self._details
         for e in events:
             kind = e.kind
             start, end = e.start_ns, e.end_ns
@@ -283,19 +314,17 @@ class Timelines:
                 reason = a.get("reason") or "unknown"
                 if "fd_target" in a:
                     op = "write" if a.get("mode") in ("w", "write") else "read"
-                    reason = WaitReason(reason, a["fd_target"], op)
+                    reason = self._wait_reason(reason, a["fd_target"], op)
                 rec: Rec = (start, end, PARK, reason, e.tid, src)
-                tl.park_sources.setdefault(PARK, set()).add(src)
+                srcs = tl.park_sources.get(PARK)
+                if srcs is None or src not in srcs:
+                    tl.park_sources.setdefault(PARK, set()).add(src)
             elif kind == "syscall":
                 a = e.attrs
-                rec = (
-                    start,
-                    end,
-                    SYSCALL,
-                    (a.get("name") or f"syscall_{a.get('nr', '?')}", a.get("fd_target") or ""),
-                    e.tid,
-                    src,
-                )
+                # one detail tuple per (name, target), shared by every record of it
+                detail = (a.get("name") or f"syscall_{a.get('nr', '?')}", a.get("fd_target") or "")
+                detail = details.get(detail) or self._intern(detail)
+                rec = (start, end, SYSCALL, detail, e.tid, src)
             elif kind == "offcpu":
                 if e.attrs.get("state") == "preempted":
                     rec = (start, end, RUNQUEUE, "preempted", e.tid, src)
@@ -305,15 +334,18 @@ class Timelines:
                 rec = (start, end, RUNQUEUE, e.attrs.get("after", ""), e.tid, src)
             elif kind == "gc_assist":
                 rec = (start, end, GC_ASSIST, None, e.tid, src)
-                tl.park_sources.setdefault(GC_ASSIST, set()).add(src)
+                srcs = tl.park_sources.get(GC_ASSIST)
+                if srcs is None or src not in srcs:
+                    tl.park_sources.setdefault(GC_ASSIST, set()).add(src)
             elif kind == "gc_stw":
                 tl.park_sources.setdefault(GC_STW, set()).add(src)
                 stw = tl.stw
                 if stw and stw[-1][0] > start:
                     tl.unsorted.add((2, 0))
-                stw.append((start, end, GC_STW, e.attrs.get("reason") or "", e.tid, src))
+                rec = (start, end, GC_STW, e.attrs.get("reason") or "", e.tid, src)
+                stw.append(rec)
                 if end - start >= min_ep:
-                    tl.candidates.append((start, end, GC_STW, stw[-1][3], 0, e.tid, src))
+                    tl.candidates.append((rec, 0))
                 stored += 1
                 continue
             elif kind == "span_marker":
@@ -358,7 +390,7 @@ class Timelines:
                 if end - start >= min_ep and (
                     (code == PARK and rec[3] in PARK_CAUSE) or code in _CANDIDATE_CODES
                 ):
-                    tl.candidates.append((start, end, code, rec[3], goid, e.tid, src))
+                    tl.candidates.append((rec, goid))
             else:
                 tid = e.tid
                 lst = tl.by_tid.get(tid)
@@ -447,24 +479,32 @@ class Timelines:
         for tl in procs.values():
             n, tl.stw = _expire_list(tl._sorted(2, 0, tl.stw), cutoff)
             removed += n
+            # one pass over each insertion-ordered dict (deleting from the front and
+            # restarting iter() would rescan the deleted slots every time: quadratic)
             markers = tl.markers
-            while markers:
-                k = next(iter(markers))
-                if markers[k][2] >= cutoff:
-                    break
-                del markers[k]
-                removed += 1
+            if markers:
+                old = []
+                for k, v in markers.items():
+                    if v[2] >= cutoff:
+                        break
+                    old.append(k)
+                for k in old:
+                    del markers[k]
+                removed += len(old)
             if tl.instants and tl.instants[0][0] < cutoff:
                 keep_i = [x for x in tl.instants if x[0] >= cutoff]
                 removed += len(tl.instants) - len(keep_i)
                 tl.instants = keep_i
             tl.forget_claims(cutoff)
             done = tl.done
-            while done:  # insertion order ≈ time order: stop at the first recent one
-                g = next(iter(done))
-                if done[g] >= cutoff:
-                    break
-                del done[g]
+            if done:  # insertion order ≈ time order: stop at the first recent one
+                old = []
+                for g, t in done.items():
+                    if t >= cutoff:
+                        break
+                    old.append(g)
+                for g in old:
+                    del done[g]
         self.total = max(0, self.total - removed)
         return removed
 

@@ -33,8 +33,8 @@ def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
     known goroutines, GC assist and stop-the-world, flow-control waits ≥ min_episode)."""
     out: list[Seg] = []
     cands = tl.candidates
-    while cands and cands[0][0] < cutoff:
-        s, e, code, detail, goid, tid, src = cands.popleft()
+    while cands and cands[0][0][0] < cutoff:
+        (s, e, code, detail, tid, src), goid = cands.popleft()
         if src != prefer and code in (PARK, GC_ASSIST, GC_STW) and tl.arbitrated(code):
             continue
         if not tl.claimed(goid, s, e):  # goid 0 (stop-the-world): any span of the process
