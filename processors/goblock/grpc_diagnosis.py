@@ -49,6 +49,9 @@ class GrpcDiagnosis:
     events: list[SpanEvent] = field(default_factory=list)
     cause: str | None = None  # "grpc_flow_control" | "grpc_keepalive" | None
     diagnosis: str | None = None
+    # the span's transport connections (grpc-go's transport pointers), when known: from
+    # its flow-control waits, else from the frame that tore its connection down
+    conns: set[str] = field(default_factory=set)
 
 
 def is_grpc_span(attrs: Mapping[str, Any]) -> bool:
@@ -195,6 +198,9 @@ def diagnose(
         if ender is None and _tears_down(a) and _ended_rpc(e, end_ns, closes):
             ender = e
 
+    out.conns = {str(c) for c in conns} or (
+        {str(ender.attrs["conn"])} if ender is not None and ender.attrs.get("conn") else set()
+    )
     if ender is not None:
         out.cause = "grpc_keepalive"
         out.diagnosis = _keepalive_sentence(ender, instants, side, peer_min_time, start_ns)

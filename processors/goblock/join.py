@@ -369,7 +369,11 @@ class Joiner:
                     continue
                 j.out.append(episode_entry(tl, seg, trace, parent))
                 n += 1
-        self._span_events(span, tl, an, j.start, j.end, j.grpc_span)
+        sockets: set[str] = set()
+        if j.grpc_span and j.grpc is not None and j.grpc.conns:
+            sockets = _grpc_sockets(tl, j.grpc.conns, j.start, j.end, self.prefer)
+            _write_tcp_context(span, self.timelines.tcp, sockets, j.start, j.end)
+        self._span_events(span, tl, an, j.start, j.end, j.grpc_span, sockets)
         if j.goid:
             done = tl.done
             for g in an.goroutines:
@@ -403,15 +407,23 @@ class Joiner:
         span.MergeFromString(b"".join(parts))
 
     def _span_events(
-        self, span: Span, tl: ProcTimeline, an: Analysis, start: int, end: int, grpc_done: bool
+        self,
+        span: Span,
+        tl: ProcTimeline,
+        an: Analysis,
+        start: int,
+        end: int,
+        grpc_done: bool,
+        sockets: set[str],
     ) -> None:
-        """TCP events of the span's connections and the process's instants in its window
+        """TCP events of the span's connections (its goroutines' sockets, and `sockets`:
+        a gRPC span's transport connection) and the process's instants in its window
         (gRPC frames not already written by the gRPC diagnosis)."""
         added = 0
         tcp = self.timelines.tcp
-        if tcp and an.goroutines:
+        if tcp and (an.goroutines or sockets):
             # every goroutine of the span counts (children off the critical path too)
-            targets = set(an.targets)
+            targets = set(an.targets) | sockets
             for g in an.goroutines:
                 for r in tl.goroutine(g, start, end, self.prefer):
                     if r[2] == SYSCALL and r[3][1]:
@@ -428,6 +440,66 @@ class Joiner:
             if start <= t <= end and (g == 0 or g in an.goroutines) and added < MAX_SPAN_EVENTS:
                 _add_event(span, t, f"{kind} {a.get('type', '')}", f"goblock.{kind}.", a.items())
                 added += 1
+
+
+# how far before a gRPC span its transport goroutines' socket syscalls are looked for
+# (an idle connection's reader last read when the previous frame arrived)
+_SOCKET_LOOKBACK_NS = 30_000_000_000
+
+
+def _grpc_sockets(tl: ProcTimeline, conns: set[str], start: int, end: int, prefer: int) -> set[str]:
+    """The TCP sockets of grpc-go connections: the RPC's goroutine never touches its
+    socket (the transport's reader and loopy writer goroutines do), so the socket is the
+    fd target of the syscalls of the goroutines that reported frames on the connection."""
+    goids = {g for _, g, kind, a in tl.instants if g and kind == "grpc" and a.get("conn") in conns}
+    out: set[str] = set()
+    for g in goids:
+        for r in tl.goroutine(g, start - _SOCKET_LOOKBACK_NS, end, prefer):
+            if r[2] == SYSCALL and r[3][1] and conn_key(r[3][1]):
+                out.add(r[3][1])
+    return out
+
+
+_TCP_COUNTS = {
+    "retransmit": "goblock.tcp.retransmits",
+    "reset_sent": "goblock.tcp.resets",
+    "reset_received": "goblock.tcp.resets",
+    "zero_window": "goblock.tcp.zero_windows",
+}
+_TCP_SAMPLE = ("srtt_us", "snd_wnd", "rcv_wnd", "snd_cwnd")
+
+
+def _write_tcp_context(
+    span: Span, tcp: dict[frozenset[str], list[tuple[int, dict[str, Any]]]], sockets: set[str],
+    start: int, end: int,
+) -> None:  # fmt: skip
+    """The TCP state of a gRPC span's connection: the kernel's last sample of it up to
+    the span's end (srtt, windows, cwnd) and its trouble during the span."""
+    for target in sorted(sockets):
+        key = conn_key(target)
+        recs = tcp.get(key, ()) if key else ()
+        if not recs:
+            continue
+        counts: dict[str, int] = {}
+        sample: dict[str, Any] | None = None
+        for t, a in reversed(recs):
+            if t > end:
+                continue
+            typ = a.get("type")
+            if sample is None and typ in ("probe", "zero_window"):
+                sample = a
+            if t >= start and typ in _TCP_COUNTS:
+                counts[_TCP_COUNTS[typ]] = counts.get(_TCP_COUNTS[typ], 0) + 1
+            if t < start and sample is not None:
+                break
+        blob = [attr_str("goblock.tcp.connection", target)]
+        if sample is not None:
+            blob += [
+                attr_int(f"goblock.tcp.{k}", int(sample[k])) for k in _TCP_SAMPLE if k in sample
+            ]
+        blob += [attr_int(k, v) for k, v in counts.items()]
+        span.MergeFromString(b"".join(blob))
+        return  # one connection per RPC
 
 
 def _write_grpc(span: Span, diag: GrpcDiagnosis) -> None:

@@ -260,6 +260,9 @@ def test_grpc_flow_control_stall_is_named_on_the_sender_span(
         assert a["goblock.diagnosis"].startswith("stream send stalled "), a
         assert "waiting for the HTTP/2 flow-control window" in a["goblock.diagnosis"], a
         assert "stream window 64 KiB" in a["goblock.diagnosis"], a
+        # the TCP context of the RPC's connection, found through its transport goroutines
+        assert a["goblock.tcp.connection"].startswith("tcp 127.0.0.1:"), a
+        assert int(a["goblock.tcp.srtt_us"]) > 0 and "goblock.tcp.snd_wnd" in a, a
         waits.append(wait)
     assert waits[1] > 2 * waits[0], waits
 

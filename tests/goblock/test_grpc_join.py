@@ -147,3 +147,40 @@ async def test_server_side_frames_do_not_explain_a_client_span() -> None:
     await run(proc, events, grpc_request(kind=Span.SPAN_KIND_CLIENT))
     a = attrs_of(app_span(sink, 1))
     assert a["goblock.cause"] != "grpc_keepalive", a
+
+
+def tcp_ev(at_ms: float, typ: str, **a: Any) -> Any:
+    return ev(
+        "tcp", at_ms, pid=0, type=typ, saddr="127.0.0.1", sport=40000, daddr="127.0.0.1",
+        dport=9090, **a,
+    )  # fmt: skip
+
+
+async def test_grpc_span_gets_the_tcp_context_of_its_connection() -> None:
+    """The RPC's goroutine never touches the socket: the connection is found through the
+    transport goroutine that reported its frames (its EAGAIN reads name the socket)."""
+    proc, sink, _ = make()
+    socket = "tcp 127.0.0.1:40000->127.0.0.1:9090"
+    other = "tcp 127.0.0.1:41111->127.0.0.1:4317"  # another connection's reader
+    events = [
+        ev("syscall", -2000, -2000, goid=READER, tid=3, name="read", fd_target=socket),
+        ev("syscall", 50, 50, goid=READER + 5, tid=4, name="read", fd_target=other),
+        grpc_ev(60, goid=READER + 5, conn="0xc000999000", type="window_update"),
+        tcp_ev(-500, "probe", srtt_us=850, snd_wnd=65535, rcv_wnd=131072, snd_cwnd=10),
+        grpc_ev(20, 420, goid=APP, type="flow_control_wait", direction="sent", stream_window=65535),
+        grpc_ev(400, type="window_update", stream_id=1),
+        tcp_ev(300, "retransmit"),
+        tcp_ev(600, "retransmit"),  # after the span
+        marker(1, 500, APP),
+    ]
+    await run(proc, events, grpc_request())
+    span = app_span(sink, 1)
+    a = attrs_of(span)
+    assert a["goblock.tcp.connection"] == socket
+    assert (a["goblock.tcp.srtt_us"], a["goblock.tcp.snd_wnd"], a["goblock.tcp.rcv_wnd"]) == (
+        850,
+        65535,
+        131072,
+    )
+    assert a["goblock.tcp.retransmits"] == 1
+    assert [e.name for e in span.events] == ["tcp retransmit"]
