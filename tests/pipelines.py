@@ -60,8 +60,16 @@ class Pipeline:
     """One `otel-goblock run` process. `config` is the collector-style dict; the telemetry
     and health endpoints are set to free ports here."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, name: str = "pipeline") -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        name: str = "pipeline",
+        command_prefix: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
+        # e.g. ("setpriv", "--reuid=nobody", …): run the pipeline as another user
+        self.command_prefix = command_prefix
         self.workdir = workdir
         self.metrics_port = free_port()
         self.health_port = free_port()
@@ -83,6 +91,7 @@ class Pipeline:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
+                *self.command_prefix,
                 sys.executable,
                 "-m",
                 "otel_goblock.cli",
