@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from operator import attrgetter
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -335,14 +336,56 @@ async def serve(path: str, profile: str | None) -> None:
     )
     proc = GoblockProcessor(st, decode(Config, {}), sink)
     await proc.start(None)  # type: ignore[arg-type]
+    # the longest single calls of the processor's bulk steps (what a stall is made of)
+    longest: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                d = time.perf_counter() - t
+                if d > longest.get(name, 0.0):
+                    longest[name] = d
+
+        return wrapper
+
+    tls = proc.timelines
+    tls.drop_oldest = timed("drop_oldest", tls.drop_oldest)  # type: ignore[method-assign]
+    tls.expire = timed("expire", tls.expire)  # type: ignore[method-assign]
+    proc._enrich = timed("enrich (one request)", proc._enrich)  # type: ignore[method-assign]
+    proc.ingest = timed("ingest (one batch)", proc.ingest)  # type: ignore[method-assign]
+    # what `otel-goblock run` does once started (otel_goblock/cli.py)
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     done = asyncio.Event()
     stats: dict[str, float] = {"decode_s": 0.0, "ingest_s": 0.0, "route_s": 0.0}
+    gc_times: list[float] = []  # the cyclic GC's pauses (s), by generation 2 only
+    gc_t0 = [0.0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        else:
+            gc_times.append(time.perf_counter() - gc_t0[0])
+
+    gc.callbacks.append(on_gc)
     rss_peak = [0.0]
+
+    lags: list[tuple[float, float]] = []  # (loop stall s, when: s since start)
+    t_start = time.monotonic()
 
     async def sample_rss() -> None:
         while not done.is_set():
             rss_peak[0] = max(rss_peak[0], rss_mib())
-            await asyncio.sleep(0.25)
+            t = time.monotonic()
+            await asyncio.sleep(0.05)
+            lag = time.monotonic() - t - 0.05
+            if lag > 0.05:
+                lags.append((lag, t - t_start))
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pc = time.process_time
@@ -377,6 +420,10 @@ async def serve(path: str, profile: str | None) -> None:
             "spans_out": sink.spans,
             "lat": lat,
             "missing": len(due),
+            "gc2": gc_times,
+            "lags": sorted(lags, reverse=True)[:5],
+            "longest": longest,
+            "runq_wait_s": sum(procstat.runq_wait_seconds(os.getpid()).values()),
         }
         writer.write(json.dumps(out).encode())
         await writer.drain()
@@ -472,6 +519,18 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
         f"stands in for the receiver) {res['decode_s']:.1f}s, ingest {res['ingest_s']:.1f}s, "
         f"route+parse {res['route_s']:.1f}s, the rest (join, encode, sink) "
         f"{cpu - res['decode_s'] - res['ingest_s'] - res['route_s']:.1f}s of {cpu:.1f}s"
+    )
+    gc2 = res["gc2"]
+    print(
+        "longest single calls: "
+        + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in res["longest"].items())
+        + f"; the pipeline waited {res['runq_wait_s']:.1f} s for a CPU (run queue, other load)"
+    )
+    print(
+        f"full GCs (generation 2) in the pipeline: {len(gc2)}, "
+        f"longest {max(gc2, default=0) * 1e3:.0f} ms, total {sum(gc2) * 1e3:.0f} ms; "
+        "longest event-loop stalls: "
+        + (", ".join(f"{lag * 1e3:.0f} ms at {t:.1f}s" for lag, t in res["lags"]) or "none")
     )
     print(
         f"pipeline RSS: idle {rss_idle:.0f} MiB, at the end {res['rss_mib']:.0f} MiB, peak "
