@@ -61,7 +61,8 @@ class TLSServerConfig:
 class AuthConfig:
     """`auth: {authenticator: <extension id>}` (collector `configauth`): every request must
     pass that extension (e.g. `bearertokenauth`) or is refused with UNAUTHENTICATED / 401.
-    The extension must be listed in `service.extensions`; that is checked at start."""
+    The extension must be configured and listed in `service.extensions`: checked by the
+    whole-config validation (service_config.build_config) and again at start."""
 
     authenticator: str = ""
 
