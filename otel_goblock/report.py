@@ -8,6 +8,7 @@ the per-name aggregates.
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 from collections import Counter, defaultdict
@@ -17,14 +18,13 @@ from typing import TextIO
 
 from otel_goblock.receivers.otlp.otlpjson import OTLPJSONError, decode_traces
 
-CATEGORY_KEYS = (
-    "goblock.on_cpu.ms",
-    "goblock.runqueue.ms",
-    "goblock.syscall.ms",
-    "goblock.gc.stw.ms",
-    "goblock.gc.assist.ms",
-    "goblock.unattributed.ms",
+# the breakdown's categories (docs/attributes.md); other `.ms` attributes such as
+# `goblock.grpc.flow_control.wait.ms` measure something else and do not add up with them
+CATEGORY = re.compile(
+    r"^goblock\.(on_cpu|runqueue|syscall|gc\.stw|gc\.assist|unattributed"
+    r"|park\.[a-z0-9_]+|grpc\.flow_control)\.ms$"
 )
+_SPAN_KIND_CLIENT = 3  # opentelemetry.proto.trace.v1.Span.SpanKind
 
 
 @dataclass
@@ -69,7 +69,9 @@ def summarize(path: Path) -> tuple[dict[tuple[str, str], NameStats], int, int]:
                         if s.name.startswith("goblock: "):
                             stats[(service, s.name)].episodes += 1
                             continue
-                        st = stats[(service, s.name)]
+                        # a gRPC method names both its client and its server span
+                        name = s.name + " (client)" if s.kind == _SPAN_KIND_CLIENT else s.name
+                        st = stats[(service, name)]
                         ms = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6
                         st.durations_ms.append(ms)
                         attrs = {
@@ -83,7 +85,7 @@ def summarize(path: Path) -> tuple[dict[tuple[str, str], NameStats], int, int]:
                             if ms >= st.slowest[0]:
                                 st.slowest = (ms, str(attrs.get("goblock.diagnosis", "")))
                         for k, v in attrs.items():
-                            if k.endswith(".ms") and isinstance(v, int | float):
+                            if CATEGORY.match(k) and isinstance(v, int | float):
                                 st.category_ms[k[len("goblock.") : -3]] += float(v)
     return stats, spans, bad
 

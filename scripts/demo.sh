@@ -18,7 +18,7 @@ export GOBLOCK_DEMO_OTLP_PORT=${GOBLOCK_DEMO_OTLP_PORT:-4317}
 export GOBLOCK_DEMO_OUT=${GOBLOCK_DEMO_OUT:-$ROOT/out/demo-traces.jsonl}
 export DEMO_PORT=${DEMO_PORT:-8080}
 CONFIG=${GOBLOCK_DEMO_CONFIG:-examples/demo-config.yaml}
-SCENARIOS=${DEMO_SCENARIOS:-/sleep?ms=50,/mutex?ms=50,/chan?ms=50,/select?ms=50,/net?ms=50,/downstream?ms=50,/fsync?ms=50,/syscall?ms=50,/cpu?ms=50&spinners=2,/gc,/fanout?ms=50,/grpc/unary,/grpc/flow,/grpc/keepalive}
+SCENARIOS=${DEMO_SCENARIOS:-/sleep?ms=50,/mutex?ms=50,/chan?ms=50,/select?ms=50,/net?ms=50,/downstream?ms=50,/fsync?ms=50,/syscall?ms=50,/cpu?ms=50&spinners=2,/gc,/fanout?ms=50,/grpc/unary,/grpc/flow?ms=10&kib=1024,/grpc/keepalive}
 mkdir -p "$GOBLOCK_RUN_DIR" "$(dirname "$GOBLOCK_DEMO_OUT")"
 rm -f "$GOBLOCK_DEMO_OUT"
 log() { printf '\n[demo] %s\n' "$*" >&2; }
