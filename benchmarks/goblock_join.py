@@ -465,7 +465,7 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
     path = os.path.join(tmp, "sock")
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", path]
     if profile:
-        cmd = [PYSPY, "record", "-r", "50", "-f", "raw", "-o", profile, "--", *cmd]
+        cmd = [PYSPY, "record", "--nonblocking", "-r", "50", "-f", "raw", "-o", profile, "--", *cmd]
     child = subprocess.Popen(cmd, start_new_session=True)
     try:
         for _ in range(600):

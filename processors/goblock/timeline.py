@@ -5,10 +5,14 @@ kernel side can only tag them with the goid cached at the thread's last syscall 
 which is stale once another goroutine runs there. The join attributes them through the
 thread the goroutine is known to have run on (breakdown._thread_events).
 
-Storage is compact on purpose (the join must keep up with ~500k events/s): one tuple
-`(start_ns, end_ns, code, detail, tid, src)` per interval, appended to a list per
-goroutine (events that know their goid) or per thread (kernel events with goid 0). Lists
-are sorted lazily, only when an out-of-order append happened and a query needs them.
+Storage is compact on purpose (100k events/s held for up to `retention` is millions of
+records): a record is `(start_ns, end_ns, code, detail, tid, src)`, but it is stored
+columnar per goroutine (events that know their goid) or per thread (kernel events with
+goid 0) — starts in one int64 array (bisect runs on it), end and a packed
+code/src/tid in another, the detail (interned: the same syscall targets and wait reasons
+recur) in a list — about 40 bytes a record instead of ~250 as Python tuples of Python
+ints. Queries return tuples for the records they find. A key's records are sorted
+lazily, only when an out-of-order append happened and a query needs them.
 Bounds: events older than `retention` are expired; above `max_events` the oldest are
 dropped (the caller counts both). Span markers are kept once per (trace id, span id):
 the SDK's End can fire the uprobe twice for one span.
@@ -16,9 +20,10 @@ the SDK's End can fire the uprobe twice for one span.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -63,24 +68,170 @@ class WaitReason(str):
         return obj
 
 
-def _overlapping(recs: list[Rec], start: int, end: int) -> list[Rec]:
-    """Records of one sorted list overlapping [start, end].
+# records whose times or thread do not fit the packed int64 columns are not stored
+_I64 = 1 << 63
+_MAX_TID = 1 << 54
 
-    One goroutine's (or thread's) intervals barely overlap each other, so the records
-    that began before `start` and still run are among the last few before it: scan back
-    until a few records in a row ended before `start`."""
-    hi = bisect_right(recs, end, key=_START)
-    lo = bisect_left(recs, start, 0, hi, key=_START)
-    out = recs[lo:hi]
-    j, misses = lo - 1, 0
-    while j >= 0 and misses < 4:
-        r = recs[j]
-        if r[1] > start:
-            out.append(r)
-        else:
-            misses += 1
-        j -= 1
-    return out
+
+class Recs:
+    """One key's records (a goroutine's, a thread's, the stop-the-worlds), columnar.
+
+    Reads as a sequence of `Rec` tuples (iteration, indexing, `==` with a list), built
+    on demand: only the few records a query finds become tuples."""
+
+    __slots__ = ("details", "ordered", "rest", "starts")
+
+    def __init__(self) -> None:
+        self.starts = array("q")
+        self.rest = array("q")  # per record: end, then code | src << 4 | tid << 8
+        self.details: list[Any] = []
+        self.ordered = True
+
+    def append(self, start: int, end: int, code: int, detail: Any, tid: int, src: int) -> None:
+        starts = self.starts
+        if starts and starts[-1] > start:
+            self.ordered = False
+        self.rest.extend((end, code | src << 4 | tid << 8))
+        starts.append(start)
+        self.details.append(detail)
+
+    def rec(self, i: int) -> Rec:
+        rest = self.rest
+        m = rest[2 * i + 1]
+        return (self.starts[i], rest[2 * i], m & 15, self.details[i], m >> 8, (m >> 4) & 3)
+
+    def __len__(self) -> int:
+        return len(self.details)
+
+    def __iter__(self) -> Iterator[Rec]:
+        rec = self.rec
+        return (rec(i) for i in range(len(self.details)))
+
+    def __getitem__(self, i: int | slice) -> Any:
+        n = len(self.details)
+        if isinstance(i, slice):
+            return [self.rec(j) for j in range(*i.indices(n))]
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("record index out of range")
+        return self.rec(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Recs | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Recs({list(self)!r})"
+
+    def last_start(self) -> int:
+        return self.starts[-1]
+
+    def sort(self) -> None:
+        """Order by start (stable), if an append came out of order."""
+        if self.ordered:
+            return
+        starts, rest, details = self.starts, self.rest, self.details
+        idx = sorted(range(len(details)), key=starts.__getitem__)
+        self.starts = array("q", [starts[i] for i in idx])
+        new_rest = array("q")
+        for i in idx:
+            new_rest.append(rest[2 * i])
+            new_rest.append(rest[2 * i + 1])
+        self.rest = new_rest
+        self.details = [details[i] for i in idx]
+        self.ordered = True
+
+    def overlapping(self, start: int, end: int) -> list[Rec]:
+        """Records overlapping [start, end] (sorted first).
+
+        One goroutine's (or thread's) intervals barely overlap each other, so the records
+        that began before `start` and still run are among the last few before it: scan
+        back until a few records in a row ended before `start`."""
+        self.sort()
+        starts, rest, rec = self.starts, self.rest, self.rec
+        hi = bisect_right(starts, end)
+        lo = bisect_left(starts, start, 0, hi)
+        out = [rec(i) for i in range(lo, hi)]
+        j, misses = lo - 1, 0
+        while j >= 0 and misses < 4:
+            if rest[2 * j] > start:
+                out.append(rec(j))
+            else:
+                misses += 1
+            j -= 1
+        return out
+
+    def index_before(self, t: int) -> int:
+        """Index of the last record that started by `t` (sorted first); -1 if none."""
+        self.sort()
+        return bisect_right(self.starts, t) - 1
+
+    def expire(self, cutoff: int) -> int:
+        """Remove the records that ended before `cutoff`; returns how many."""
+        self.sort()
+        starts, rest, details = self.starts, self.rest, self.details
+        i = bisect_left(starts, cutoff)
+        if i == 0:
+            return 0
+        keep = [j for j in range(i) if rest[2 * j] >= cutoff]
+        if not keep:
+            del starts[:i]
+            del rest[: 2 * i]
+            del details[:i]
+            return i
+        new_starts = array("q", [starts[j] for j in keep])
+        new_rest = array("q")
+        for j in keep:
+            new_rest.append(rest[2 * j])
+            new_rest.append(rest[2 * j + 1])
+        new_starts.extend(starts[i:])
+        new_rest.extend(rest[2 * i :])
+        self.starts, self.rest = new_starts, new_rest
+        self.details = [details[j] for j in keep] + details[i:]
+        return i - len(keep)
+
+
+class Candidates:
+    """Waits that may turn out unclaimed (unjoined.collect), in ingest order, columnar:
+    `(start, end, code, detail, goid, tid, src)` per wait, taken from the front."""
+
+    __slots__ = ("goids", "head", "recs")
+
+    def __init__(self) -> None:
+        self.recs = Recs()
+        self.goids = array("q")
+        self.head = 0
+
+    def append(self, rec: Rec, goid: int) -> None:
+        self.recs.append(*rec)
+        self.goids.append(goid)
+
+    def __len__(self) -> int:
+        return len(self.goids) - self.head
+
+    def pop_before(self, cutoff: int) -> list[tuple[int, int, int, Any, int, int, int]]:
+        """The waits from the front that started before `cutoff` (ingest order: stops at
+        the first later one), removed."""
+        recs, goids = self.recs, self.goids
+        starts = recs.starts
+        i, n = self.head, len(goids)
+        out = []
+        while i < n and starts[i] < cutoff:
+            s, e, code, detail, tid, src = recs.rec(i)
+            out.append((s, e, code, detail, goids[i], tid, src))
+            i += 1
+        self.head = i
+        if i > 4096 and i * 2 > n:  # compact: drop the consumed front
+            del starts[:i]
+            del recs.rest[: 2 * i]
+            del recs.details[:i]
+            del goids[:i]
+            self.head = 0
+        return out
 
 
 class ProcTimeline:
@@ -100,16 +251,13 @@ class ProcTimeline:
         "park_sources",
         "pid",
         "stw",
-        "unsorted",
     )
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.by_goid: dict[int, list[Rec]] = {}
-        self.by_tid: dict[int, list[Rec]] = {}
-        self.stw: list[Rec] = []
-        # (kind, key) of lists that got an out-of-order append
-        self.unsorted: set[tuple[int, int]] = set()
+        self.by_goid: dict[int, Recs] = {}
+        self.by_tid: dict[int, Recs] = {}
+        self.stw = Recs()
         self.markers: dict[tuple[str, str], tuple[int, int, int]] = {}  # → goid, tid, t
         self.children: dict[int, list[tuple[int, int]]] = {}  # parent → [(t, child)]
         # per arbitrated kind (PARK, GC_STW, GC_ASSIST): the sources that reported it
@@ -122,8 +270,8 @@ class ProcTimeline:
         # span counts for the process-wide stop-the-world)
         self.claims: dict[int, list[int]] = {}
         self.claim_order: deque[tuple[int, int, Any]] = deque()
-        # waits that may turn out unclaimed, in ingest order: (record, goid)
-        self.candidates: deque[tuple[Rec, int]] = deque()
+        # waits that may turn out unclaimed, in ingest order
+        self.candidates = Candidates()
 
     def claim(self, start: int, end: int, goroutines: Iterable[int]) -> None:
         """A span [start, end] covered these goroutines (and, always, the process)."""
@@ -161,12 +309,6 @@ class ProcTimeline:
 
     # -- queries -------------------------------------------------------------------
 
-    def _sorted(self, kind: int, key: int, recs: list[Rec]) -> list[Rec]:
-        if (kind, key) in self.unsorted:
-            recs.sort(key=_START)
-            self.unsorted.discard((kind, key))
-        return recs
-
     def arbitrated(self, code: int) -> bool:
         """True when more than one source reported this kind (then only `prefer` counts):
         an ebpf receiver with only its `gc` probes must not silence gotrace's parks."""
@@ -180,7 +322,7 @@ class ProcTimeline:
         recs = self.by_goid.get(goid)
         if not recs:
             return []
-        out = _overlapping(self._sorted(0, goid, recs), start, end)
+        out = recs.overlapping(start, end)
         arb = self.arbitrated_codes() if self.park_sources else None
         if arb:
             out = [r for r in out if r[5] == prefer or r[2] not in arb]
@@ -190,12 +332,12 @@ class ProcTimeline:
         recs = self.by_tid.get(tid)
         if not recs:
             return []
-        return _overlapping(self._sorted(1, tid, recs), start, end)
+        return recs.overlapping(start, end)
 
     def stop_the_world(self, start: int, end: int, prefer: int) -> list[Rec]:
         if not self.stw:
             return []
-        out = _overlapping(self._sorted(2, 0, self.stw), start, end)
+        out = self.stw.overlapping(start, end)
         if self.arbitrated(GC_STW):
             out = [r for r in out if r[5] == prefer]
         return out
@@ -205,7 +347,7 @@ class ProcTimeline:
         recs = self.by_goid.get(goid)
         if not recs:
             return 0
-        recs = self._sorted(0, goid, recs)
+        recs.sort()
         arb = self.arbitrated_codes() if self.park_sources else frozenset()
         best = 0
         for r in recs[-8:]:
@@ -216,18 +358,18 @@ class ProcTimeline:
     def syscall_before(self, goid: int, tid: int, t: int, window_ns: int) -> Rec | None:
         """The goroutine's (else its thread's) last syscall that ended by `t`, within
         `window_ns`: the read that returned EAGAIN before a netpoll park names the peer."""
-        for kind, key, store in ((0, goid, self.by_goid), (1, tid, self.by_tid)):
+        for key, store in ((goid, self.by_goid), (tid, self.by_tid)):
             recs = store.get(key) if key else None
             if not recs:
                 continue
-            recs = self._sorted(kind, key, recs)
-            j = bisect_right(recs, t, key=_START) - 1
+            j = recs.index_before(t)
+            starts, rest, details = recs.starts, recs.rest, recs.details
             while j >= 0:
-                r = recs[j]
-                if r[0] < t - window_ns:
+                if starts[j] < t - window_ns:
                     break
-                if r[2] == SYSCALL and r[3][1] and r[1] <= t + 1_000_000:
-                    return r
+                d = details[j]
+                if rest[2 * j + 1] & 15 == SYSCALL and d[1] and rest[2 * j] <= t + 1_000_000:
+                    return recs.rec(j)
                 j -= 1
         return None
 
@@ -283,6 +425,7 @@ class Timelines:
         latest = 0
         min_ep = self.min_episode_ns
         details = self._details
+        sources = SOURCES
         for e in events:
             kind = e.kind
             start, end = e.start_ns, e.end_ns
@@ -308,51 +451,51 @@ class Timelines:
             if tl is None:
                 tl = procs[pid] = ProcTimeline(pid)
             goid = e.goid
-            src = SOURCES.get(e.source, OTHER_SOURCE)
+            tid = e.tid
+            src = sources.get(e.source, OTHER_SOURCE)
             if kind == "park":
                 a = e.attrs
-                reason = a.get("reason") or "unknown"
+                code = PARK
+                detail = a.get("reason") or "unknown"
                 if "fd_target" in a:
                     op = "write" if a.get("mode") in ("w", "write") else "read"
-                    reason = self._wait_reason(reason, a["fd_target"], op)
-                rec: Rec = (start, end, PARK, reason, e.tid, src)
+                    detail = self._wait_reason(detail, a["fd_target"], op)
                 srcs = tl.park_sources.get(PARK)
                 if srcs is None or src not in srcs:
                     tl.park_sources.setdefault(PARK, set()).add(src)
             elif kind == "syscall":
                 a = e.attrs
+                code = SYSCALL
                 # one detail tuple per (name, target), shared by every record of it
                 detail = (a.get("name") or f"syscall_{a.get('nr', '?')}", a.get("fd_target") or "")
                 detail = details.get(detail) or self._intern(detail)
-                rec = (start, end, SYSCALL, detail, e.tid, src)
             elif kind == "offcpu":
                 if e.attrs.get("state") == "preempted":
-                    rec = (start, end, RUNQUEUE, "preempted", e.tid, src)
+                    code, detail = RUNQUEUE, "preempted"
                 else:
-                    rec = (start, end, OFFCPU, e.attrs.get("state", "blocked"), e.tid, src)
+                    code, detail = OFFCPU, e.attrs.get("state", "blocked")
             elif kind == "runqueue":
-                rec = (start, end, RUNQUEUE, e.attrs.get("after", ""), e.tid, src)
+                code, detail = RUNQUEUE, e.attrs.get("after", "")
             elif kind == "gc_assist":
-                rec = (start, end, GC_ASSIST, None, e.tid, src)
+                code, detail = GC_ASSIST, None
                 srcs = tl.park_sources.get(GC_ASSIST)
                 if srcs is None or src not in srcs:
                     tl.park_sources.setdefault(GC_ASSIST, set()).add(src)
             elif kind == "gc_stw":
+                if not (-_I64 <= start < _I64 and -_I64 <= end < _I64 and tid < _MAX_TID):
+                    continue
                 tl.park_sources.setdefault(GC_STW, set()).add(src)
-                stw = tl.stw
-                if stw and stw[-1][0] > start:
-                    tl.unsorted.add((2, 0))
-                rec = (start, end, GC_STW, e.attrs.get("reason") or "", e.tid, src)
-                stw.append(rec)
+                detail = e.attrs.get("reason") or ""
+                tl.stw.append(start, end, GC_STW, detail, tid, src)
                 if end - start >= min_ep:
-                    tl.candidates.append((rec, 0))
+                    tl.candidates.append((start, end, GC_STW, detail, tid, src), 0)
                 stored += 1
                 continue
             elif kind == "span_marker":
                 a = e.attrs
                 key = (_hex(a.get("trace_id", "")), _hex(a.get("span_id", "")))
                 if key not in tl.markers:
-                    tl.markers[key] = (goid, e.tid, start)
+                    tl.markers[key] = (goid, tid, start)
                     stored += 1
                 continue
             elif kind == "lineage":
@@ -369,37 +512,39 @@ class Timelines:
                 continue
             elif kind == "grpc":
                 if e.attrs.get("type") == "flow_control_wait" and end > start and goid:
-                    rec = (start, end, GRPC_FC, e.attrs, e.tid, src)
+                    code, detail = GRPC_FC, e.attrs
                 else:
                     tl.instants.append((start, goid, "grpc", e.attrs))
                     stored += 1
                     continue
             else:
                 continue  # unknown kinds are ignored (a newer receiver than this processor)
-            if goid and (not e.tid or (kind != "offcpu" and kind != "runqueue")):
+            if not (-_I64 <= start < _I64 and -_I64 <= end < _I64 and tid < _MAX_TID):
+                continue  # does not fit the columns (no receiver sends such times)
+            if goid and (not tid or (kind != "offcpu" and kind != "runqueue")):
                 done = tl.done
                 if done and start < done.get(goid, 0):
                     late += 1
                 lst = tl.by_goid.get(goid)
                 if lst is None:
-                    lst = tl.by_goid[goid] = []
+                    lst = tl.by_goid[goid] = Recs()
                     self._touch.append((start, pid, _GOID, goid))
-                elif lst[-1][0] > start:
-                    tl.unsorted.add((0, goid))
-                code = rec[2]
                 if end - start >= min_ep and (
-                    (code == PARK and rec[3] in PARK_CAUSE) or code in _CANDIDATE_CODES
+                    (code == PARK and detail in PARK_CAUSE) or code in _CANDIDATE_CODES
                 ):
-                    tl.candidates.append((rec, goid))
+                    tl.candidates.append((start, end, code, detail, tid, src), goid)
             else:
-                tid = e.tid
                 lst = tl.by_tid.get(tid)
                 if lst is None:
-                    lst = tl.by_tid[tid] = []
+                    lst = tl.by_tid[tid] = Recs()
                     self._touch.append((start, pid, _TID, tid))
-                elif lst[-1][0] > start:
-                    tl.unsorted.add((1, tid))
-            lst.append(rec)
+            # Recs.append, inlined (the hot loop)
+            starts = lst.starts
+            if starts and starts[-1] > start:
+                lst.ordered = False
+            lst.rest.extend((end, code | src << 4 | tid << 8))
+            starts.append(start)
+            lst.details.append(detail)
             stored += 1
         if stored:
             self.total += stored
@@ -468,17 +613,13 @@ class Timelines:
             recs = recs_store.get(key)
             if recs is None:
                 continue
-            n, recs = _expire_list(tl._sorted(store, key, recs), cutoff)
-            removed += n
+            removed += recs.expire(cutoff)
             if recs:
-                recs_store[key] = recs
-                touch.append((max(recs[-1][0], cutoff), pid, store, key))
+                touch.append((max(recs.last_start(), cutoff), pid, store, key))
             else:
                 del recs_store[key]
-                tl.unsorted.discard((store, key))
         for tl in procs.values():
-            n, tl.stw = _expire_list(tl._sorted(2, 0, tl.stw), cutoff)
-            removed += n
+            removed += tl.stw.expire(cutoff)
             # one pass over each insertion-ordered dict (deleting from the front and
             # restarting iter() would rescan the deleted slots every time: quadratic)
             markers = tl.markers
@@ -512,11 +653,3 @@ class Timelines:
 def _hex(v: object) -> str:
     """A span marker id as lowercase hex (receivers send hex text; bytes are accepted)."""
     return v.hex() if isinstance(v, bytes | bytearray) else str(v).lower()
-
-
-def _expire_list(recs: list[Rec], cutoff: int) -> tuple[int, list[Rec]]:
-    i = bisect_left(recs, cutoff, key=_START)
-    if i == 0:
-        return 0, recs
-    head = [r for r in recs[:i] if r[1] >= cutoff]
-    return i - len(head), head + recs[i:]

@@ -32,9 +32,7 @@ def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
     goroutines such as "GC worker (idle)" are not waits of the program —, syscalls of
     known goroutines, GC assist and stop-the-world, flow-control waits ≥ min_episode)."""
     out: list[Seg] = []
-    cands = tl.candidates
-    while cands and cands[0][0][0] < cutoff:
-        (s, e, code, detail, tid, src), goid = cands.popleft()
+    for s, e, code, detail, goid, tid, src in tl.candidates.pop_before(cutoff):
         if src != prefer and code in (PARK, GC_ASSIST, GC_STW) and tl.arbitrated(code):
             continue
         if not tl.claimed(goid, s, e):  # goid 0 (stop-the-world): any span of the process
