@@ -7,12 +7,24 @@ GoUnblock stamped a few ns before the GoBlock it answers, on another CPU), picks
 that can legally come next. This decoder merges by timestamp only (keeping every M's own
 order intact) and leaves the tolerance of those rare inversions to the interpreter.
 
-An event is a flat tuple `(time_ns, m, type, a1, a2, a3)`: the first three arguments
-after the timestamp delta (0 where the event has fewer; a later argument, always a stack
-id, is skipped, and so are multi-byte arguments the interpreter never reads — see
-`_WANT`); time is trace-clock ns computed exactly as Go does (float64 ns-per-tick times the batch
-base, plus each delta converted separately), plus `offset_ns` (0 for trace clock, the
-generation's wall-clock offset for wall time).
+What is per M is resolved here, while decoding each M's batches in order: which
+goroutine the M is running (GoStart / GoStatus Running / GoCreateSyscall / GoSwitch set
+it; GoStop / GoBlock / GoDestroy / GoSyscallEndBlocked clear it — the rules of Go's
+`internal/trace/order.go`). So an event carries the goroutine it belongs to, not its M,
+and events whose only effect is on that per-M state (GoStart, GoStop, ProcStart,
+HeapAlloc, …) are counted but not handed on at all (unless `keep_all`, for dumps). A
+GoStart ends no park: the GoUnblock before it does (a park's end is when the goroutine
+became runnable), even when a skewed clock stamps the unblock after the start.
+
+An event is a tuple `(time_ns, type, g, x)`: `g` is the goroutine running on the event's
+M when it happened (0: none), except for GoStart / GoUnblock / GoSwitch*, where it is the
+goroutine started / unblocked; `x` is the block reason's string id for GoBlock, the
+unblocking goroutine for GoUnblock, 0 for GoStart, and the first three arguments after
+the timestamp delta `(a1, a2, a3)` for every other type (0 where the event has fewer; a
+later argument, always a stack id, is skipped, and so are multi-byte arguments the
+interpreter never reads — see `_WANT`). Time is trace-clock ns computed exactly as Go
+does (float64 ns-per-tick times the batch base, plus each delta converted separately),
+plus `offset_ns` (0 for trace clock, the generation's wall-clock offset for wall time).
 
 Merging is done a window at a time, in C: every M has one decoded batch in hand; all
 events up to the earliest "last timestamp" among those batches are safe to order (no M
@@ -26,13 +38,18 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 from operator import itemgetter
+from typing import Any
 
 from .errors import TraceParseError
 from .generation import Generation
 from .spec import Ev, VersionSpec
-from .wire import Batch
+from .wire import NO_THREAD, Batch
 
-RawEvent = tuple[int, int, int, int, int, int]
+RawEvent = tuple[int, int, int, Any]
+
+_GO_START, _GO_BLOCK, _GO_UNBLOCK = int(Ev.GO_START), int(Ev.GO_BLOCK), int(Ev.GO_UNBLOCK)
+assert (_GO_START, _GO_BLOCK, _GO_UNBLOCK) == (16, 20, 21)  # literals in decode_batch
+_RUNNING, _SYSCALL = 2, 3  # tracev2.GoStatus
 
 # How many of an event's first three arguments (after dt) the interpreter reads: a
 # multi-byte argument past that count is skipped, not decoded (sequence numbers and stack
@@ -41,9 +58,6 @@ _WANT = [3] * 256
 for _t in (
     Ev.GO_CREATE,
     Ev.GO_CREATE_BLOCKED,
-    Ev.GO_START,
-    Ev.GO_BLOCK,
-    Ev.GO_UNBLOCK,
     Ev.GO_SWITCH,
     Ev.GO_SWITCH_DESTROY,
     Ev.GO_SYSCALL_BEGIN,
@@ -57,10 +71,46 @@ for _t in (
 for _t in (Ev.USER_REGION_BEGIN, Ev.USER_REGION_END):
     _WANT[_t] = 2
 
+# Types whose only effect is on the per-M running goroutine (resolved while decoding) or
+# on nothing the records need: counted, not handed on.
+_PER_M_ONLY = [False] * 256
+for _t in (
+    Ev.PROCS_CHANGE,
+    Ev.PROC_START,
+    Ev.PROC_STOP,
+    Ev.PROC_STEAL,
+    Ev.PROC_STATUS,
+    Ev.GO_CREATE_SYSCALL,
+    Ev.GO_STOP,
+    Ev.GC_SWEEP_ACTIVE,
+    Ev.GC_SWEEP_BEGIN,
+    Ev.GC_SWEEP_END,
+    Ev.HEAP_ALLOC,
+    Ev.HEAP_GOAL,
+    Ev.GO_LABEL,
+):
+    _PER_M_ONLY[_t] = True
+
 _TIME = itemgetter(0)
 
 
-def _uvarint_slow(data: bytes, pos: int, offset: int) -> tuple[int, int]:
+class DecodeState:
+    """What decoding carries across batches and generations: the goroutine each M runs,
+    event counts by type, and the time range seen."""
+
+    __slots__ = ("counts", "first_ns", "keep_all", "last_ns", "m_g", "nargs", "version")
+
+    def __init__(self, spec: VersionSpec, keep_all: bool = False) -> None:
+        self.nargs = spec.nargs
+        self.version = spec.version
+        self.keep_all = keep_all
+        self.counts = [0] * 256  # timed events decoded, by wire type
+        self.m_g: dict[int, int] = {}  # M → goroutine running on it (0: none)
+        self.first_ns: int | None = None
+        self.last_ns = 0
+
+
+def _uvarint_slow(data: list[int], pos: int, offset: int) -> tuple[int, int]:
     """A multi-byte uleb128 at `pos` (the decoder inlines the one-byte case)."""
     v = 0
     shift = 0
@@ -76,86 +126,158 @@ def _uvarint_slow(data: bytes, pos: int, offset: int) -> tuple[int, int]:
 
 
 def decode_batch(
-    b: Batch, nargs: list[int], version: int, f: float, offset_ns: int, floor_ns: int
+    b: Batch, st: DecodeState, f: float, offset_ns: int, floor_ns: int
 ) -> list[RawEvent]:
     """All events of one batch, in order. `floor_ns`: last time of the M's previous batch.
 
     The parser's hottest loop. It indexes a list of the batch's bytes (CPython
-    specialises list indexing, not bytes indexing), inlines one-byte varints, builds one
-    flat tuple per event, and skips rather than decodes the long varints the interpreter
-    never reads (GoStart/GoUnblock sequence numbers, stacks).
+    specialises list indexing, not bytes indexing), inlines one-byte varints, handles the
+    three events that make up most of any trace (GoStart, GoBlock, GoUnblock) in their
+    own branches, builds one small tuple per event handed on, and skips rather than
+    decodes the long varints nobody reads (sequence numbers, stacks).
     """
     raw = b.data
     end = len(raw)
     data = list(raw)
     data.append(0)  # a sentinel: a varint cut by the batch's end stops there
     m = b.m
+    nothread = m == NO_THREAD
+    m_g = st.m_g
+    cur = 0 if nothread else m_g.get(m, 0)
+    nargs = st.nargs
+    counts = st.counts
+    keep_all = st.keep_all
+    per_m_only = _PER_M_ONLY
+    want = _WANT
     pos = 0
     boff = b.offset
     # ns per tick is a whole number on the common platforms (64 on amd64 Linux, 1 where
     # the clock is nanotime): then an int product equals Go's float64 one for any delta
     # below 2**53 ticks. Otherwise decode ticks and convert afterwards, delta by delta.
     fi = int(f) if f.is_integer() else 1
-    last = int(b.time * f) + offset_ns if fi != 1 or f == 1.0 else b.time
+    ticks = fi == 1 and f != 1.0
+    last = b.time if ticks else int(b.time * f) + offset_ns
     out: list[RawEvent] = []
     append = out.append
     slow = _uvarint_slow
-    want = _WANT
+    if end > 1:  # the first event's time, handed on or not (the trace's start)
+        v = data[1] if data[1] < 0x80 else slow(data, 1, boff)[0]
+        first = int((b.time + v) * f) + offset_ns if ticks else last + v * fi
+        if st.first_ns is None or first < st.first_ns:
+            st.first_ns = first
+    n_start = n_block = n_unblock = 0
     try:
         while pos < end:
             typ = data[pos]
-            k = nargs[typ]
             v = data[pos + 1]
             pos += 2
             if v >= 0x80:
-                if not k:
-                    raise TraceParseError(_not_timed(typ, version), offset=boff)
                 v, pos = slow(data, pos - 1, boff)
             last += v * fi
-            if k < 3:
-                if k == 2:
+            if typ == 16:  # GoStart: dt g g_seq
+                g = data[pos]
+                pos += 1
+                if g >= 0x80:
+                    g, pos = slow(data, pos - 1, boff)
+                while data[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+                n_start += 1
+                cur = g
+                if keep_all:
+                    append((last, 16, g, 0))
+            elif typ == 20:  # GoBlock: dt reason stack
+                r = data[pos]
+                pos += 1
+                if r >= 0x80:
+                    r, pos = slow(data, pos - 1, boff)
+                while data[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+                n_block += 1
+                append((last, 20, cur, r))
+                cur = 0
+            elif typ == 21:  # GoUnblock: dt g g_seq stack
+                g = data[pos]
+                pos += 1
+                if g >= 0x80:
+                    g, pos = slow(data, pos - 1, boff)
+                while data[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+                while data[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+                n_unblock += 1
+                append((last, 21, g, cur))
+            else:
+                k = nargs[typ]
+                if not k:
+                    raise TraceParseError(
+                        f"event type {typ} is not a timed event of go 1.{st.version}",
+                        offset=boff,
+                    )
+                counts[typ] += 1
+                a1 = a2 = a3 = 0
+                if k > 1:
                     a1 = data[pos]
                     pos += 1
                     if a1 >= 0x80:
                         a1, pos = slow(data, pos - 1, boff)
-                    append((last, m, typ, a1, 0, 0))
-                elif k:
-                    append((last, m, typ, 0, 0, 0))
-                else:
-                    raise TraceParseError(_not_timed(typ, version), offset=boff)
-                continue
-            a1 = data[pos]
-            pos += 1
-            if a1 >= 0x80:
-                a1, pos = slow(data, pos - 1, boff)
-            a2 = data[pos]
-            pos += 1
-            if a2 >= 0x80:
-                if want[typ] > 1:
-                    a2, pos = slow(data, pos - 1, boff)
-                else:
-                    while data[pos] >= 0x80:
+                    if k > 2:
+                        a2 = data[pos]
                         pos += 1
-                    pos += 1
-                    a2 = 0
-            if k == 3:
-                append((last, m, typ, a1, a2, 0))
-                continue
-            a3 = data[pos]
-            pos += 1
-            if a3 >= 0x80:
-                if want[typ] > 2:
-                    a3, pos = slow(data, pos - 1, boff)
-                else:
-                    while data[pos] >= 0x80:
-                        pos += 1
-                    pos += 1
-                    a3 = 0
-            if k == 5:  # the fourth argument is always a stack id: never needed
-                while data[pos] >= 0x80:
-                    pos += 1
-                pos += 1
-            append((last, m, typ, a1, a2, a3))
+                        if a2 >= 0x80:
+                            if want[typ] > 1:
+                                a2, pos = slow(data, pos - 1, boff)
+                            else:
+                                while data[pos] >= 0x80:
+                                    pos += 1
+                                pos += 1
+                                a2 = 0
+                        if k > 3:
+                            a3 = data[pos]
+                            pos += 1
+                            if a3 >= 0x80:
+                                if want[typ] > 2:
+                                    a3, pos = slow(data, pos - 1, boff)
+                                else:
+                                    while data[pos] >= 0x80:
+                                        pos += 1
+                                    pos += 1
+                                    a3 = 0
+                            if k > 4:  # the fourth argument is always a stack id
+                                while data[pos] >= 0x80:
+                                    pos += 1
+                                pos += 1
+                if per_m_only[typ]:
+                    if keep_all:
+                        append((last, typ, cur, (a1, a2, a3)))
+                    if typ == Ev.GO_STOP:
+                        cur = 0
+                    elif typ == Ev.GO_CREATE_SYSCALL:
+                        cur = a1  # a cgo callback's goroutine, bound to this thread
+                    continue
+                # g: the goroutine on this M before the event's own effect on it
+                append((last, typ, cur, (a1, a2, a3)))
+                if typ == Ev.GO_STATUS or typ == Ev.GO_STATUS_STACK:
+                    if a3 == _RUNNING:
+                        cur = a1
+                    elif a3 == _SYSCALL:  # a goroutine in a syscall on thread a2
+                        if a2 == m:
+                            cur = a1
+                        else:
+                            m_g[a2] = a1
+                elif typ == Ev.GO_SWITCH or typ == Ev.GO_SWITCH_DESTROY:
+                    cur = a1
+                elif (
+                    typ == Ev.GO_DESTROY
+                    or typ == Ev.GO_DESTROY_SYSCALL
+                    or typ == Ev.GO_SYSCALL_END_BLOCKED  # runnable again, but needs a P
+                ):
+                    cur = 0
+                if nothread:  # no M keeps a goroutine running there
+                    cur = 0
     except IndexError:
         raise TraceParseError(
             f"truncated event in batch of M {m} (generation {b.gen})", offset=boff
@@ -164,17 +286,21 @@ def decode_batch(
         raise TraceParseError(
             f"truncated event in batch of M {m} (generation {b.gen})", offset=boff
         )
-    if fi == 1 and f != 1.0:
+    counts[_GO_START] += n_start
+    counts[_GO_BLOCK] += n_block
+    counts[_GO_UNBLOCK] += n_unblock
+    if not nothread:
+        m_g[m] = cur
+    if ticks:
         out = _ticks_to_ns(out, b.time, f, offset_ns)
+        last = int(last * f) + offset_ns
     if out and out[0][0] < floor_ns:
         # This M's clock went backwards between two of its batches (it moved to a CPU
         # whose clock lags): keep the M's own order, as Go does, by clamping.
         out = [(max(t, floor_ns), *rest) for t, *rest in out]
+    if last > st.last_ns:  # the last event's time, handed on or not (the trace's end)
+        st.last_ns = last
     return out
-
-
-def _not_timed(typ: int, version: int) -> str:
-    return f"event type {typ} is not a timed event of go 1.{version}"
 
 
 def _ticks_to_ns(evs: list[RawEvent], base: int, f: float, offset_ns: int) -> list[RawEvent]:
@@ -191,17 +317,30 @@ def _ticks_to_ns(evs: list[RawEvent], base: int, f: float, offset_ns: int) -> li
 
 
 def generation_chunks(
-    g: Generation, spec: VersionSpec, offset_ns: int = 0
+    g: Generation, st: DecodeState, offset_ns: int = 0
 ) -> Iterator[list[RawEvent]]:
     """The generation's events from every M, merged by time, in sorted chunks."""
     f = g.ns_per_tick
-    nargs, version = spec.nargs, spec.version
     # Per M: [remaining batches iterator, decoded events, read position]
     cursors: list[list] = []
-    for batches in g.batches.values():
-        it = iter(batches)
-        cur = [it, [], 0]
-        if _refill(cur, nargs, version, f, offset_ns, -(1 << 62)):
+    # Batches of no M (the goroutine statuses the runtime writes when a generation
+    # begins) first: a status can name the thread a goroutine sits in a syscall on.
+    order = sorted(g.batches, key=lambda m: m != NO_THREAD)
+    for m in order:
+        batches = g.batches[m]
+        if m == NO_THREAD:
+            evs: list[RawEvent] = []
+            floor = -(1 << 62)
+            for b in batches:
+                part = decode_batch(b, st, f, offset_ns, floor)
+                if part:
+                    evs.extend(part)
+                    floor = part[-1][0]
+            if evs:
+                cursors.append([iter(()), evs, 0])
+            continue
+        cur = [iter(batches), [], 0]
+        if _refill(cur, st, f, offset_ns, -(1 << 62)):
             cursors.append(cur)
     while cursors:
         if len(cursors) == 1:
@@ -209,7 +348,7 @@ def generation_chunks(
             while True:
                 evs, pos = cur[1], cur[2]
                 yield evs[pos:] if pos else evs
-                if not _refill(cur, nargs, version, f, offset_ns, evs[-1][0]):
+                if not _refill(cur, st, f, offset_ns, evs[-1][0]):
                     return
         horizon = min(cur[1][-1][0] for cur in cursors)
         chunk: list[RawEvent] = []
@@ -222,7 +361,7 @@ def generation_chunks(
             if j < len(evs):
                 cur[2] = j
                 live.append(cur)
-            elif _refill(cur, nargs, version, f, offset_ns, evs[-1][0]):
+            elif _refill(cur, st, f, offset_ns, evs[-1][0]):
                 live.append(cur)
         cursors = live
         # Stable sort on time alone (int keys: CPython's fast path); ties keep M order.
@@ -230,12 +369,11 @@ def generation_chunks(
         yield chunk
 
 
-def _refill(
-    cur: list, nargs: list[int], version: int, f: float, offset_ns: int, floor: int
-) -> bool:
-    """Decode the M's next non-empty batch into the cursor; False when it has none."""
+def _refill(cur: list, st: DecodeState, f: float, offset_ns: int, floor: int) -> bool:
+    """Decode the M's next batch with events to hand on into the cursor; False when it
+    has none left."""
     for b in cur[0]:
-        evs = decode_batch(b, nargs, version, f, offset_ns, floor)
+        evs = decode_batch(b, st, f, offset_ns, floor)
         if evs:
             cur[1] = evs
             cur[2] = 0
@@ -243,7 +381,7 @@ def _refill(
     return False
 
 
-def generation_events(g: Generation, spec: VersionSpec, offset_ns: int = 0) -> Iterator[RawEvent]:
+def generation_events(g: Generation, st: DecodeState, offset_ns: int = 0) -> Iterator[RawEvent]:
     """The generation's events one by one (for dumps; the reader consumes chunks)."""
-    for chunk in generation_chunks(g, spec, offset_ns):
+    for chunk in generation_chunks(g, st, offset_ns):
         yield from chunk

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import BinaryIO, Literal
 
-from .events import RawEvent, generation_chunks, generation_events
+from .events import DecodeState, RawEvent, generation_chunks, generation_events
 from .generation import Generation, read_generations
 from .interpret import Interpreter
 from .records import Record
@@ -54,15 +54,16 @@ class TraceReader:
         self.generations = 0
         self.bytes_read = 0
         self.interpreter = Interpreter()
+        self.decoder = DecodeState(self.spec)
 
     @property
     def events(self) -> int:
         """Timed events decoded so far."""
-        return sum(self.interpreter.counts)
+        return sum(self.decoder.counts)
 
     def event_counts(self) -> dict[str, int]:
         """Timed events decoded so far, by Go's event name."""
-        return {spec_name(t): n for t, n in enumerate(self.interpreter.counts) if n}
+        return {spec_name(t): n for t, n in enumerate(self.decoder.counts) if n}
 
     def _offset(self, g: Generation) -> int:
         if self._mode == "trace":
@@ -88,26 +89,28 @@ class TraceReader:
             yield g
 
     def raw_events(self) -> Iterator[tuple[Generation, RawEvent]]:
-        """Every timed event, merged across Ms (for dumps and cross-checks)."""
-        interp = self.interpreter
+        """Every timed event, merged across Ms (for dumps and cross-checks); see events.py
+        for the tuple. Use either this or `records()` on one reader, not both."""
+        self.decoder.keep_all = True
         for g in self.iter_generations():
-            for ev in generation_events(g, self.spec, self._offset(g)):
-                interp.counts[ev[2]] += 1
-                yield g, ev
+            yield from ((g, ev) for ev in generation_events(g, self.decoder, self._offset(g)))
 
     def records(self) -> Iterator[Record]:
         """The high-level records, streamed as intervals complete."""
         interp = self.interpreter
+        dec = self.decoder
         out = interp.out
         run = interp.run
         for g in self.iter_generations():
             interp.begin_generation(g)
-            for chunk in generation_chunks(g, self.spec, self._offset(g)):
+            for chunk in generation_chunks(g, dec, self._offset(g)):
+                if interp.first_ns is None:  # the first event decoded, handed on or not
+                    interp.first_ns = dec.first_ns
                 run(chunk)
                 if out:
                     yield from out
                     out.clear()
-        interp.finish()
+        interp.finish(dec.last_ns)
         yield from out
         out.clear()
 
