@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from typing import BinaryIO, Literal
 
 from .events import DecodeState, RawEvent, generation_chunks, generation_events
+from .gcbatch import fewer_young_collections
 from .generation import Generation, read_generations
 from .interpret import Interpreter
 from .records import Record
@@ -92,8 +93,10 @@ class TraceReader:
         """Every timed event, merged across Ms (for dumps and cross-checks); see events.py
         for the tuple. Use either this or `records()` on one reader, not both."""
         self.decoder.keep_all = True
-        for g in self.iter_generations():
-            yield from ((g, ev) for ev in generation_events(g, self.decoder, self._offset(g)))
+        with fewer_young_collections():
+            for g in self.iter_generations():
+                for ev in generation_events(g, self.decoder, self._offset(g)):
+                    yield g, ev
 
     def records(self) -> Iterator[Record]:
         """The high-level records, streamed as intervals complete."""
@@ -101,16 +104,17 @@ class TraceReader:
         dec = self.decoder
         out = interp.out
         run = interp.run
-        for g in self.iter_generations():
-            interp.begin_generation(g)
-            for chunk in generation_chunks(g, dec, self._offset(g)):
-                if interp.first_ns is None:  # the first event decoded, handed on or not
-                    interp.first_ns = dec.first_ns
-                run(chunk)
-                if out:
-                    yield from out
-                    out.clear()
-        interp.finish(dec.last_ns)
+        with fewer_young_collections():
+            for g in self.iter_generations():
+                interp.begin_generation(g)
+                for chunk in generation_chunks(g, dec, self._offset(g)):
+                    if interp.first_ns is None:  # the first event decoded, handed on or not
+                        interp.first_ns = dec.first_ns
+                    run(chunk)
+                    if out:
+                        yield from out
+                        out.clear()
+            interp.finish(dec.last_ns)
         yield from out
         out.clear()
 
