@@ -361,16 +361,14 @@ async def serve(path: str, profile: str | None) -> None:
     gc.set_threshold(50_000, 20, 100)
     done = asyncio.Event()
     stats: dict[str, float] = {"decode_s": 0.0, "ingest_s": 0.0, "route_s": 0.0}
-    gc_times: list[float] = []  # the cyclic GC's pauses (s), by generation 2 only
+    gc_times: list[tuple[int, float]] = []  # the cyclic GC's pauses: (generation, s)
     gc_t0 = [0.0]
 
     def on_gc(phase: str, info: dict) -> None:
-        if info["generation"] != 2:
-            return
         if phase == "start":
             gc_t0[0] = time.perf_counter()
         else:
-            gc_times.append(time.perf_counter() - gc_t0[0])
+            gc_times.append((info["generation"], time.perf_counter() - gc_t0[0]))
 
     gc.callbacks.append(on_gc)
     rss_peak = [0.0]
@@ -520,7 +518,9 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
         f"route+parse {res['route_s']:.1f}s, the rest (join, encode, sink) "
         f"{cpu - res['decode_s'] - res['ingest_s'] - res['route_s']:.1f}s of {cpu:.1f}s"
     )
-    gc2 = res["gc2"]
+    gcs = res["gc2"]
+    gc2 = [t for g, t in gcs if g == 2]
+    gc01 = [t for g, t in gcs if g < 2]
     print(
         "longest single calls: "
         + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in res["longest"].items())
@@ -529,6 +529,10 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
     print(
         f"full GCs (generation 2) in the pipeline: {len(gc2)}, "
         f"longest {max(gc2, default=0) * 1e3:.0f} ms, total {sum(gc2) * 1e3:.0f} ms; "
+        f"young (0-1): {len(gc01)}, longest "
+        + "/".join(f"{t * 1e3:.0f}" for t in sorted(gc01, reverse=True)[:3])
+        + " ms, "
+        f"total {sum(gc01) * 1e3:.0f} ms; "
         "longest event-loop stalls: "
         + (", ".join(f"{lag * 1e3:.0f} ms at {t:.1f}s" for lag, t in res["lags"]) or "none")
     )

@@ -20,7 +20,7 @@ the SDK's End can fire the uprobe twice for one span.
 
 from __future__ import annotations
 
-from array import array
+import struct
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -71,34 +71,45 @@ class WaitReason(str):
 # records whose times or thread do not fit the packed int64 columns are not stored
 _I64 = 1 << 63
 _MAX_TID = 1 << 54
+_pack_q = struct.Struct("<q").pack
+_unpack_q = struct.Struct("<q").unpack_from
+
+
+# one record in a Recs: start, end, code | src << 4 | tid << 8 (int64 each)
+_REC = struct.Struct("<qqq")
+_REC_SIZE = _REC.size
+_pack_rec = _REC.pack
+_unpack_rec = _REC.unpack_from
+_CLAIM = struct.Struct("<QQ")  # span times: fixed64
 
 
 class Recs:
-    """One key's records (a goroutine's, a thread's, the stop-the-worlds), columnar.
+    """One key's records (a goroutine's, a thread's, the stop-the-worlds), packed.
 
-    Reads as a sequence of `Rec` tuples (iteration, indexing, `==` with a list), built
-    on demand: only the few records a query finds become tuples."""
+    The times and the packed code/src/tid live in one bytearray (24 bytes a record; a
+    bytearray, unlike a list or an array, is not tracked by the cyclic GC, so millions
+    of records add nothing to a collection's pause), the details in a list. Reads as a
+    sequence of `Rec` tuples (iteration, indexing, `==` with a list), built on demand:
+    only the few records a query finds become tuples."""
 
-    __slots__ = ("details", "ordered", "rest", "starts")
+    __slots__ = ("data", "details", "last", "ordered")
 
     def __init__(self) -> None:
-        self.starts = array("q")
-        self.rest = array("q")  # per record: end, then code | src << 4 | tid << 8
+        self.data = bytearray()
         self.details: list[Any] = []
+        self.last = -_I64  # start of the last record appended
         self.ordered = True
 
     def append(self, start: int, end: int, code: int, detail: Any, tid: int, src: int) -> None:
-        starts = self.starts
-        if starts and starts[-1] > start:
+        if start < self.last:
             self.ordered = False
-        self.rest.extend((end, code | src << 4 | tid << 8))
-        starts.append(start)
+        self.last = start
+        self.data += _pack_rec(start, end, code | src << 4 | tid << 8)
         self.details.append(detail)
 
     def rec(self, i: int) -> Rec:
-        rest = self.rest
-        m = rest[2 * i + 1]
-        return (self.starts[i], rest[2 * i], m & 15, self.details[i], m >> 8, (m >> 4) & 3)
+        s, e, m = _unpack_rec(self.data, i * _REC_SIZE)
+        return (s, e, m & 15, self.details[i], m >> 8, (m >> 4) & 3)
 
     def __len__(self) -> int:
         return len(self.details)
@@ -127,23 +138,25 @@ class Recs:
     def __repr__(self) -> str:
         return f"Recs({list(self)!r})"
 
-    def last_start(self) -> int:
-        return self.starts[-1]
-
     def sort(self) -> None:
         """Order by start (stable), if an append came out of order."""
         if self.ordered:
             return
-        starts, rest, details = self.starts, self.rest, self.details
-        idx = sorted(range(len(details)), key=starts.__getitem__)
-        self.starts = array("q", [starts[i] for i in idx])
-        new_rest = array("q")
-        for i in idx:
-            new_rest.append(rest[2 * i])
-            new_rest.append(rest[2 * i + 1])
-        self.rest = new_rest
-        self.details = [details[i] for i in idx]
+        data, details = self.data, self.details
+        recs = sorted(
+            ((*_unpack_rec(data, i * _REC_SIZE), details[i]) for i in range(len(details))),
+            key=_START,
+        )
+        self.data = bytearray(b"".join(_pack_rec(s, e, m) for s, e, m, _ in recs))
+        self.details = [r[3] for r in recs]
+        self.last = recs[-1][0] if recs else -_I64
         self.ordered = True
+
+    def _bisect(self, lo_t: int, hi_t: int) -> tuple[int, int]:
+        """(first index starting at or after lo_t, first index starting after hi_t)."""
+        with memoryview(self.data) as m, m.cast("q") as q, q[::3] as starts:
+            hi = bisect_right(starts, hi_t)
+            return bisect_left(starts, lo_t, 0, hi), hi
 
     def overlapping(self, start: int, end: int) -> list[Rec]:
         """Records overlapping [start, end] (sorted first).
@@ -152,13 +165,17 @@ class Recs:
         that began before `start` and still run are among the last few before it: scan
         back until a few records in a row ended before `start`."""
         self.sort()
-        starts, rest, rec = self.starts, self.rest, self.rec
-        hi = bisect_right(starts, end)
-        lo = bisect_left(starts, start, 0, hi)
+        data, rec = self.data, self.rec
+        if len(self.details) <= 8:  # most goroutines: no views, one pass
+            starts = [s for s, _, _ in _REC.iter_unpack(data)]
+            hi = bisect_right(starts, end)
+            lo = bisect_left(starts, start, 0, hi)
+        else:
+            lo, hi = self._bisect(start, end)
         out = [rec(i) for i in range(lo, hi)]
         j, misses = lo - 1, 0
         while j >= 0 and misses < 4:
-            if rest[2 * j] > start:
+            if _unpack_rec(data, j * _REC_SIZE)[1] > start:
                 out.append(rec(j))
             else:
                 misses += 1
@@ -168,68 +185,62 @@ class Recs:
     def index_before(self, t: int) -> int:
         """Index of the last record that started by `t` (sorted first); -1 if none."""
         self.sort()
-        return bisect_right(self.starts, t) - 1
+        return self._bisect(t, t)[1] - 1
 
     def expire(self, cutoff: int) -> int:
         """Remove the records that ended before `cutoff`; returns how many."""
         self.sort()
-        starts, rest, details = self.starts, self.rest, self.details
-        i = bisect_left(starts, cutoff)
+        data, details = self.data, self.details
+        i = self._bisect(cutoff, cutoff)[0]
         if i == 0:
             return 0
-        keep = [j for j in range(i) if rest[2 * j] >= cutoff]
+        keep = [j for j in range(i) if _unpack_rec(data, j * _REC_SIZE)[1] >= cutoff]
         if not keep:
-            del starts[:i]
-            del rest[: 2 * i]
+            del data[: i * _REC_SIZE]
             del details[:i]
-            return i
-        new_starts = array("q", [starts[j] for j in keep])
-        new_rest = array("q")
-        for j in keep:
-            new_rest.append(rest[2 * j])
-            new_rest.append(rest[2 * j + 1])
-        new_starts.extend(starts[i:])
-        new_rest.extend(rest[2 * i :])
-        self.starts, self.rest = new_starts, new_rest
-        self.details = [details[j] for j in keep] + details[i:]
+        else:
+            head = b"".join(data[j * _REC_SIZE : (j + 1) * _REC_SIZE] for j in keep)
+            self.data = bytearray(head) + data[i * _REC_SIZE :]
+            self.details = [details[j] for j in keep] + details[i:]
+        if not self.details:
+            self.last = -_I64
         return i - len(keep)
 
 
 class Candidates:
-    """Waits that may turn out unclaimed (unjoined.collect), in ingest order, columnar:
+    """Waits that may turn out unclaimed (unjoined.collect), in ingest order, packed:
     `(start, end, code, detail, goid, tid, src)` per wait, taken from the front."""
 
     __slots__ = ("goids", "head", "recs")
 
     def __init__(self) -> None:
         self.recs = Recs()
-        self.goids = array("q")
+        self.goids = bytearray()  # int64 each
         self.head = 0
 
     def append(self, rec: Rec, goid: int) -> None:
         self.recs.append(*rec)
-        self.goids.append(goid)
+        self.goids += _pack_q(goid)
 
     def __len__(self) -> int:
-        return len(self.goids) - self.head
+        return len(self.recs.details) - self.head
 
     def pop_before(self, cutoff: int) -> list[tuple[int, int, int, Any, int, int, int]]:
         """The waits from the front that started before `cutoff` (ingest order: stops at
         the first later one), removed."""
         recs, goids = self.recs, self.goids
-        starts = recs.starts
-        i, n = self.head, len(goids)
+        data = recs.data
+        i, n = self.head, len(recs.details)
         out = []
-        while i < n and starts[i] < cutoff:
+        while i < n and _unpack_rec(data, i * _REC_SIZE)[0] < cutoff:
             s, e, code, detail, tid, src = recs.rec(i)
-            out.append((s, e, code, detail, goids[i], tid, src))
+            out.append((s, e, code, detail, _unpack_q(goids, i * 8)[0], tid, src))
             i += 1
         self.head = i
         if i > 4096 and i * 2 > n:  # compact: drop the consumed front
-            del starts[:i]
-            del recs.rest[: 2 * i]
+            del data[: i * _REC_SIZE]
             del recs.details[:i]
-            del goids[:i]
+            del goids[: i * 8]
             self.head = 0
         return out
 
@@ -268,7 +279,7 @@ class ProcTimeline:
         # windows joined spans claimed: per goroutine a flat [start, end, start, end, ...]
         # in join order, and per span (end, start, its goroutines) in join order (every
         # span counts for the process-wide stop-the-world)
-        self.claims: dict[int, list[int]] = {}
+        self.claims: dict[int, bytearray] = {}
         self.claim_order: deque[tuple[int, int, Any]] = deque()
         # waits that may turn out unclaimed, in ingest order
         self.candidates = Candidates()
@@ -280,10 +291,9 @@ class ProcTimeline:
         for g in gs:
             lst = claims.get(g)
             if lst is None:
-                claims[g] = [start, end]
+                claims[g] = bytearray(_CLAIM.pack(start, end))
             else:
-                lst.append(start)
-                lst.append(end)
+                lst += _CLAIM.pack(start, end)
         self.claim_order.append((end, start, gs[0] if len(gs) == 1 else gs))
 
     def forget_claims(self, cutoff: int) -> None:
@@ -294,7 +304,7 @@ class ProcTimeline:
             for g in (gs,) if type(gs) is int else gs:
                 lst = claims.get(g)
                 if lst:
-                    del lst[:2]
+                    del lst[: _CLAIM.size]
                     if not lst:
                         del claims[g]
 
@@ -304,8 +314,7 @@ class ProcTimeline:
         lst = self.claims.get(goid)
         if not lst:
             return False
-        it = iter(lst)
-        return any(a < end and start < b for a, b in zip(it, it, strict=True))
+        return any(a < end and start < b for a, b in _CLAIM.iter_unpack(lst))
 
     # -- queries -------------------------------------------------------------------
 
@@ -363,12 +372,12 @@ class ProcTimeline:
             if not recs:
                 continue
             j = recs.index_before(t)
-            starts, rest, details = recs.starts, recs.rest, recs.details
+            data, details = recs.data, recs.details
             while j >= 0:
-                if starts[j] < t - window_ns:
+                s_, e_, m = _unpack_rec(data, j * _REC_SIZE)
+                if s_ < t - window_ns:
                     break
-                d = details[j]
-                if rest[2 * j + 1] & 15 == SYSCALL and d[1] and rest[2 * j] <= t + 1_000_000:
+                if m & 15 == SYSCALL and details[j][1] and e_ <= t + 1_000_000:
                     return recs.rec(j)
                 j -= 1
         return None
@@ -426,6 +435,7 @@ class Timelines:
         min_ep = self.min_episode_ns
         details = self._details
         sources = SOURCES
+        pack_rec = _pack_rec
         for e in events:
             kind = e.kind
             start, end = e.start_ns, e.end_ns
@@ -539,11 +549,10 @@ class Timelines:
                     lst = tl.by_tid[tid] = Recs()
                     self._touch.append((start, pid, _TID, tid))
             # Recs.append, inlined (the hot loop)
-            starts = lst.starts
-            if starts and starts[-1] > start:
+            if start < lst.last:
                 lst.ordered = False
-            lst.rest.extend((end, code | src << 4 | tid << 8))
-            starts.append(start)
+            lst.last = start
+            lst.data += pack_rec(start, end, code | src << 4 | tid << 8)
             lst.details.append(detail)
             stored += 1
         if stored:
@@ -615,7 +624,7 @@ class Timelines:
                 continue
             removed += recs.expire(cutoff)
             if recs:
-                touch.append((max(recs.last_start(), cutoff), pid, store, key))
+                touch.append((max(recs.last, cutoff), pid, store, key))
             else:
                 del recs_store[key]
         for tl in procs.values():
