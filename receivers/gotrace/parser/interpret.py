@@ -112,6 +112,7 @@ class Interpreter:
         early = self._early_unblock
         strings = self.strings
         append = self.out.append
+        park = ParkInterval
         go_block, go_unblock = int(Ev.GO_BLOCK), int(Ev.GO_UNBLOCK)
         for ts, typ, g, x in chunk:
             # As Go's reader does: times strictly increase in the merged order, so ties
@@ -125,13 +126,18 @@ class Interpreter:
                 if p is None:
                     early[g] = (ts, x)
                 else:
-                    append(ParkInterval(g, p[0], ts, p[1], x, p[2], True))
+                    start, reason, known = p
+                    append(park(g, start, ts, reason, x, known, True))
             elif typ == go_block:  # x: the reason's string id
                 if g:
+                    try:
+                        reason = strings[x]
+                    except KeyError:  # an id the generation did not define
+                        reason = ""
                     if early and g in early:
-                        self._park(g, ts, strings.get(x, ""))
+                        self._park(g, ts, reason)
                     else:
-                        parked[g] = (ts, strings.get(x, ""), True)
+                        parked[g] = (ts, reason, True)
             else:
                 h = handlers[typ]
                 if h is not None:
