@@ -83,43 +83,46 @@ _unpack_rec = _REC.unpack_from
 _CLAIM = struct.Struct("<QQ")  # span times: fixed64
 
 
-class Recs:
+_lget = list.__getitem__
+
+
+class Recs(list):
     """One key's records (a goroutine's, a thread's, the stop-the-worlds), packed.
 
-    The times and the packed code/src/tid live in one bytearray (24 bytes a record; a
-    bytearray, unlike a list or an array, is not tracked by the cyclic GC, so millions
-    of records add nothing to a collection's pause), the details in a list. Reads as a
-    sequence of `Rec` tuples (iteration, indexing, `==` with a list), built on demand:
-    only the few records a query finds become tuples."""
+    The times and the packed code/src/tid live in a bytearray (24 bytes a record), the
+    details are the items of this list itself. Why so: a goroutine's records are then
+    one object the cyclic GC tracks (a bytearray is not tracked, a list is; a wrapper
+    holding a list would be two), and a young collection's pause grows with what
+    survives it — one object per short-lived goroutine, not five. Reads as a sequence
+    of `Rec` tuples (iteration, indexing, `==` with a list), built on demand: only the
+    few records a query finds become tuples. `len()` is the number of records; `append`
+    (the list's) adds a detail, `add_rec` a whole record."""
 
-    __slots__ = ("data", "details", "last", "ordered")
+    __slots__ = ("data", "last", "ordered")
 
     def __init__(self) -> None:
+        super().__init__()
         self.data = bytearray()
-        self.details: list[Any] = []
         self.last = -_I64  # start of the last record appended
         self.ordered = True
 
-    def append(self, start: int, end: int, code: int, detail: Any, tid: int, src: int) -> None:
+    def add_rec(self, start: int, end: int, code: int, detail: Any, tid: int, src: int) -> None:
         if start < self.last:
             self.ordered = False
         self.last = start
         self.data += _pack_rec(start, end, code | src << 4 | tid << 8)
-        self.details.append(detail)
+        self.append(detail)
 
     def rec(self, i: int) -> Rec:
         s, e, m = _unpack_rec(self.data, i * _REC_SIZE)
-        return (s, e, m & 15, self.details[i], m >> 8, (m >> 4) & 3)
+        return (s, e, m & 15, _lget(self, i), m >> 8, (m >> 4) & 3)
 
-    def __len__(self) -> int:
-        return len(self.details)
-
-    def __iter__(self) -> Iterator[Rec]:
+    def __iter__(self) -> Iterator[Rec]:  # type: ignore[override]
         rec = self.rec
-        return (rec(i) for i in range(len(self.details)))
+        return (rec(i) for i in range(len(self)))
 
-    def __getitem__(self, i: int | slice) -> Any:
-        n = len(self.details)
+    def __getitem__(self, i: Any) -> Any:
+        n = len(self)
         if isinstance(i, slice):
             return [self.rec(j) for j in range(*i.indices(n))]
         if i < 0:
@@ -129,26 +132,30 @@ class Recs:
         return self.rec(i)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Recs | list | tuple):
+        if isinstance(other, list | tuple):
             return list(self) == list(other)
         return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Recs({list(self)!r})"
 
-    def sort(self) -> None:
+    def sort(self) -> None:  # type: ignore[override]
         """Order by start (stable), if an append came out of order."""
         if self.ordered:
             return
-        data, details = self.data, self.details
+        data = self.data
         recs = sorted(
-            ((*_unpack_rec(data, i * _REC_SIZE), details[i]) for i in range(len(details))),
+            ((*_unpack_rec(data, i * _REC_SIZE), _lget(self, i)) for i in range(len(self))),
             key=_START,
         )
         self.data = bytearray(b"".join(_pack_rec(s, e, m) for s, e, m, _ in recs))
-        self.details = [r[3] for r in recs]
+        self[:] = [r[3] for r in recs]
         self.last = recs[-1][0] if recs else -_I64
         self.ordered = True
 
@@ -166,7 +173,7 @@ class Recs:
         back until a few records in a row ended before `start`."""
         self.sort()
         data, rec = self.data, self.rec
-        if len(self.details) <= 8:  # most goroutines: no views, one pass
+        if len(self) <= 8:  # most goroutines: no views, one pass
             starts = [s for s, _, _ in _REC.iter_unpack(data)]
             hi = bisect_right(starts, end)
             lo = bisect_left(starts, start, 0, hi)
@@ -190,19 +197,19 @@ class Recs:
     def expire(self, cutoff: int) -> int:
         """Remove the records that ended before `cutoff`; returns how many."""
         self.sort()
-        data, details = self.data, self.details
+        data = self.data
         i = self._bisect(cutoff, cutoff)[0]
         if i == 0:
             return 0
         keep = [j for j in range(i) if _unpack_rec(data, j * _REC_SIZE)[1] >= cutoff]
         if not keep:
             del data[: i * _REC_SIZE]
-            del details[:i]
+            del self[:i]
         else:
             head = b"".join(data[j * _REC_SIZE : (j + 1) * _REC_SIZE] for j in keep)
             self.data = bytearray(head) + data[i * _REC_SIZE :]
-            self.details = [details[j] for j in keep] + details[i:]
-        if not self.details:
+            self[:] = [_lget(self, j) for j in keep] + _lget(self, slice(i, None))
+        if not len(self):
             self.last = -_I64
         return i - len(keep)
 
@@ -219,18 +226,18 @@ class Candidates:
         self.head = 0
 
     def append(self, rec: Rec, goid: int) -> None:
-        self.recs.append(*rec)
+        self.recs.add_rec(*rec)
         self.goids += _pack_q(goid)
 
     def __len__(self) -> int:
-        return len(self.recs.details) - self.head
+        return len(self.recs) - self.head
 
     def pop_before(self, cutoff: int) -> list[tuple[int, int, int, Any, int, int, int]]:
         """The waits from the front that started before `cutoff` (ingest order: stops at
         the first later one), removed."""
         recs, goids = self.recs, self.goids
         data = recs.data
-        i, n = self.head, len(recs.details)
+        i, n = self.head, len(recs)
         out = []
         while i < n and _unpack_rec(data, i * _REC_SIZE)[0] < cutoff:
             s, e, code, detail, tid, src = recs.rec(i)
@@ -239,7 +246,7 @@ class Candidates:
         self.head = i
         if i > 4096 and i * 2 > n:  # compact: drop the consumed front
             del data[: i * _REC_SIZE]
-            del recs.details[:i]
+            del recs[:i]
             del goids[: i * 8]
             self.head = 0
         return out
@@ -372,12 +379,12 @@ class ProcTimeline:
             if not recs:
                 continue
             j = recs.index_before(t)
-            data, details = recs.data, recs.details
+            data = recs.data
             while j >= 0:
                 s_, e_, m = _unpack_rec(data, j * _REC_SIZE)
                 if s_ < t - window_ns:
                     break
-                if m & 15 == SYSCALL and details[j][1] and e_ <= t + 1_000_000:
+                if m & 15 == SYSCALL and _lget(recs, j)[1] and e_ <= t + 1_000_000:
                     return recs.rec(j)
                 j -= 1
         return None
@@ -496,7 +503,7 @@ class Timelines:
                     continue
                 tl.park_sources.setdefault(GC_STW, set()).add(src)
                 detail = e.attrs.get("reason") or ""
-                tl.stw.append(start, end, GC_STW, detail, tid, src)
+                tl.stw.add_rec(start, end, GC_STW, detail, tid, src)
                 if end - start >= min_ep:
                     tl.candidates.append((start, end, GC_STW, detail, tid, src), 0)
                 stored += 1
@@ -553,7 +560,7 @@ class Timelines:
                 lst.ordered = False
             lst.last = start
             lst.data += pack_rec(start, end, code | src << 4 | tid << 8)
-            lst.details.append(detail)
+            lst.append(detail)
             stored += 1
         if stored:
             self.total += stored
@@ -564,9 +571,10 @@ class Timelines:
         return self.total > self.max_events
 
     def drop_oldest(self) -> int:
-        """Drop the oldest events until at most 90% of max_events remain (hysteresis,
-        so a full timeline does not prune on every batch); returns how many went."""
-        target = int(self.max_events * 0.9)
+        """Drop the oldest events until at most 98% of max_events remain (a little
+        hysteresis, so a full timeline does not prune on every batch, but small steps: a
+        prune is a pause of the event loop, ~1 ms per 2,000 events); returns how many went."""
+        target = int(self.max_events * 0.98)
         dropped = 0
         while self.total > target and self._batches:
             excess = self.total - target
