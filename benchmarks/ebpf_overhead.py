@@ -1,16 +1,22 @@
 """Overhead of the eBPF receiver on a Go service, and the Python side's decode ceiling.
 
 Part 1 — side by side in one run: the gbfx HTTP server (tests/ebpf/fixtures/gbfx) under a
-fixed closed-loop load on loopback (gbfx load, fixed concurrency), alternating rounds with
-the receiver off and on (syscalls + scheduler + TCP, targeting the server's pid).  Prints
-throughput, p50/p99 latency and the agent's own CPU (user+sys of this process over the
-round, in % of one core), then the on/off ratios.
+fixed load on loopback (gbfx load: fixed concurrency, closed loop; with --rate, paced to a
+fixed request rate), rounds with the receiver off and on (syscalls + scheduler + TCP,
+targeting the server's pid) in ABBA order (off,on then on,off) so that drift cancels.
+Prints throughput, p50/p99 latency and the agent's own CPU (user+sys of this process over
+the round, in % of one core) per round, then the on/off ratio of each adjacent pair
+(median and spread), and the BPF programs' own run time per program
+(kernel.bpf_stats_enabled: run_time_ns / run_cnt from the program fds' fdinfo).  BPF time
+is charged to whichever task hit the tracepoint (server, load driver, anything else on
+the host), not to the agent's process.
 
 Part 2 — events/s the Python side decodes before loss: a target doing a syscall storm with
 syscall_threshold 0 (every syscall becomes an event) into a 64 MiB ring; the pipeline's
 consumer only counts.  Prints decoded events/s and lost events/s while saturated.
 
-Run as root:  .venv/bin/python benchmarks/ebpf_overhead.py [--rounds 3] [--seconds 5]
+Run as root:  .venv/bin/python benchmarks/ebpf_overhead.py [--rounds 4] [--seconds 5]
+              [--rate 5000] [--only syscalls|sched|tcp] [--no-ceiling]
 """
 
 from __future__ import annotations
@@ -48,7 +54,9 @@ class CountingSink(Sink):
 
 
 def build() -> Path:
-    out = REPO / "build" / "bench" / "gbfx"
+    # not named gbfx: the eBPF tests target comm ^gbfx$, and a test session running beside
+    # the benchmark would otherwise trace the benchmark's server and load driver too
+    out = REPO / "build" / "bench" / "gbfx-bench"
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [GO, "build", "-o", str(out), "."],
@@ -65,10 +73,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_load(binary: Path, port: int, conc: int, seconds: int) -> dict[str, float]:
-    # the load generator is a copy named differently so that no comm/exe target matches it
+def run_load(binary: Path, port: int, conc: int, seconds: int, rate: int = 0) -> dict[str, float]:
+    # the target is the server's pid: the load driver (same binary) is not a target
     out = subprocess.run(
-        [str(binary), "load", f"http://127.0.0.1:{port}/work", str(conc), str(seconds)],
+        [
+            str(binary),
+            "load",
+            f"http://127.0.0.1:{port}/work",
+            str(conc),
+            str(seconds),
+            str(rate),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -77,18 +92,38 @@ def run_load(binary: Path, port: int, conc: int, seconds: int) -> dict[str, floa
     return {k: float(v) for k, v in vals.items() if k in ("rps", "p50_us", "p99_us", "requests")}
 
 
-def overhead(binary: Path, rounds: int, seconds: int, conc: int, extra: dict) -> None:
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def prog_stats(receiver) -> dict[str, tuple[int, int]]:
+    """run_time_ns and run_cnt of each loaded BPF program of the receiver (fdinfo)."""
+    out = {}
+    for name, fn in receiver.program.bpf.funcs.items():
+        info = Path(f"/proc/self/fdinfo/{fn.fd}").read_text()
+        vals = dict(re.findall(r"^(\w+):\s+(\d+)$", info, re.MULTILINE))
+        label = name.decode().removeprefix("tracepoint__").replace("__", ":")
+        out[label] = (int(vals.get("run_time_ns", 0)), int(vals.get("run_cnt", 0)))
+    return out
+
+
+def spread(xs: list[float]) -> str:
+    return f"{statistics.median(xs):6.3f}  [{min(xs):.3f} .. {max(xs):.3f}]"
+
+
+def overhead(binary: Path, rounds: int, seconds: int, conc: int, rate: int, extra: dict) -> None:
     port = free_port()
     server = subprocess.Popen([str(binary), "serve", str(port)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         while "listening" not in server.stdout.readline():
             pass
-        run_load(binary, port, conc, 1)  # warm-up
+        run_load(binary, port, conc, 1, rate)  # warm-up
         me = psutil.Process()
         results: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
-        for _ in range(rounds):
-            for mode in ("off", "on"):
+        bpf_ns: dict[str, list[int]] = {}  # program -> [run_time_ns, run_cnt] over on-rounds
+        on_wall = 0.0
+        for i in range(rounds):
+            for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
                 r = None
                 if mode == "on":
                     r = Running(
@@ -96,12 +131,23 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int, extra: dict) ->
                         name="bench",
                         sink=CountingSink(),
                     ).start()
+                    s0 = prog_stats(r.receiver)
                 cpu0 = sum(me.cpu_times()[:2])
                 t0 = time.monotonic()
-                res = run_load(binary, port, conc, seconds)
+                res = run_load(binary, port, conc, seconds, rate)
                 wall = time.monotonic() - t0
                 res["agent_cpu_pct"] = 100 * (sum(me.cpu_times()[:2]) - cpu0) / wall
                 if r is not None:
+                    s1 = prog_stats(r.receiver)
+                    on_wall += wall
+                    for name, (ns, cnt) in s1.items():
+                        acc = bpf_ns.setdefault(name, [0, 0])
+                        ns0, cnt0 = s0.get(name, (0, 0))
+                        acc[0] += ns - ns0
+                        acc[1] += cnt - cnt0
+                    res["bpf_pct"] = (
+                        100 * sum(ns - s0[n][0] for n, (ns, _) in s1.items()) / (wall * 1e9)
+                    )
                     res["events"] = r.sink.count
                     res["lost"] = sum(r.receiver.lost.values())
                     r.stop()
@@ -109,7 +155,11 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int, extra: dict) ->
                 print(
                     f"  {mode:3s}: rps={res['rps']:8.0f}  p50={res['p50_us']:6.0f}us  "
                     f"p99={res['p99_us']:6.0f}us  agent_cpu={res['agent_cpu_pct']:5.1f}%"
-                    + (f"  events={res['events']} lost={res['lost']}" if mode == "on" else ""),
+                    + (
+                        f"  bpf={res['bpf_pct']:4.1f}%  events={res['events']} lost={res['lost']}"
+                        if mode == "on"
+                        else ""
+                    ),
                     flush=True,
                 )
 
@@ -121,19 +171,41 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int, extra: dict) ->
             off, on = med("off", key), med("on", key)
             ratio = on / off if off else float("nan")
             print(f"  {key:14s} {off:9.1f} {on:9.1f}   {ratio:6.3f}")
+        print("\non/off of each adjacent pair: median [min .. max]")
+        for key in ("rps", "p50_us", "p99_us"):
+            pairs = zip(results["off"], results["on"], strict=True)
+            ratios = [on[key] / off[key] for off, on in pairs]
+            print(f"  {key:14s} {spread(ratios)}")
         rps_on = med("on", "rps")
         cpu_on = med("on", "agent_cpu_pct")
-        print(f"  agent CPU per 5k req/s ≈ {cpu_on * 5000 / rps_on:.1f}% of a core")
+        print(f"  agent CPU per 5k req/s ≈ {cpu_on * 5000 / rps_on:.1f}% of a core (Python side)")
+        if not any(cnt for _, cnt in bpf_ns.values()):
+            print("  (no BPF run-time stats: kernel.bpf_stats_enabled is 0)")
+            return
+        print("\nBPF programs over the on-rounds (kernel.bpf_stats_enabled)")
+        print(f"  {'program':34s} {'ns/run':>7s} {'runs/s':>9s} {'% core':>7s}")
+        total = 0
+        for name, (ns, cnt) in sorted(bpf_ns.items(), key=lambda kv: -kv[1][0]):
+            total += ns
+            if cnt:
+                print(
+                    f"  {name:34s} {ns / cnt:7.0f} {cnt / on_wall:9.0f} "
+                    f"{100 * ns / (on_wall * 1e9):7.2f}"
+                )
+        print(
+            f"  {'total':34s} {'':7s} {'':9s} {100 * total / (on_wall * 1e9):7.2f}"
+            f"   (= {100 * total / (on_wall * 1e9) * 5000 / rps_on:.2f}% per 5k req/s)"
+        )
     finally:
         server.kill()
         server.wait()
 
 
 def decode_ceiling(binary: Path, seconds: int) -> None:
-    storm_bin = binary  # comm "gbfx": matched by the comm target below
+    storm_bin = binary  # comm "gbfx-bench": matched by the comm target below
     r = Running(
         {
-            "targets": [{"comm": "^gbfx$"}],
+            "targets": [{"comm": "^gbfx-bench$"}],
             "sched": False,
             "tcp": False,
             "syscall_threshold": "0",
@@ -172,22 +244,36 @@ def decode_ceiling(binary: Path, seconds: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4, help="off/on pairs, ABBA order")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rate", type=int, default=0, help="paced load, req/s (0: closed loop)")
     ap.add_argument("--only", choices=("syscalls", "sched", "tcp"), help="one concern only")
     ap.add_argument("--no-ceiling", action="store_true", help="skip part 2")
+    ap.add_argument(
+        "--go-runtime", action="store_true", help="also the Go runtime + grpc uprobes (defaults)"
+    )
     args = ap.parse_args()
     binary = build()
     print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    if BPF_STATS.exists() and BPF_STATS.read_text().strip() == "0":
+        BPF_STATS.write_text("1\n")  # left on: other sessions may be reading it too
+    how = f"paced to {args.rate} req/s" if args.rate else "closed-loop"
     print(
-        f"part 1: gbfx serve under {args.concurrency}-way closed-loop load, "
-        f"{args.rounds} rounds x {args.seconds}s, receiver off vs on"
+        f"part 1: gbfx serve under {args.concurrency}-way {how} load, "
+        f"{args.rounds} off/on pairs x {args.seconds}s, receiver off vs on"
     )
-    extra = {c: c == args.only for c in ("syscalls", "sched", "tcp")} if args.only else {}
+    extra: dict = {c: c == args.only for c in ("syscalls", "sched", "tcp")} if args.only else {}
+    if not args.go_runtime:
+        # the kernel side only: the Go runtime / grpc uprobes (on by default) have their own
+        # benchmarks (goruntime_overhead.py, grpc_probes_overhead.py)
+        extra["go_runtime"] = {f: False for f in ("parks", "gc", "lineage", "span_markers")}
+        extra["go_grpc"] = {"enabled": False}
     if args.only:
         print(f"  (only {args.only} on)")
-    overhead(binary, args.rounds, args.seconds, args.concurrency, extra)
+    if args.go_runtime:
+        print("  (with the Go runtime and grpc uprobes at their defaults)")
+    overhead(binary, args.rounds, args.seconds, args.concurrency, args.rate, extra)
     if not args.no_ceiling:
         print("\npart 2: Python decode ceiling (syscall storm, threshold 0)")
         decode_ceiling(binary, args.seconds)

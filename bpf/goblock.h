@@ -37,6 +37,17 @@
 
 #define GOBLOCK_MAX_TIDS 65536
 #define GOBLOCK_HIST_SLOTS 32  /* log2(µs) slots */
+/* Histograms are per-CPU arrays (summed over CPUs by the reader): an inlined array
+ * lookup and a plain increment, where a hash map cost a hash, a bucket walk and an atomic
+ * on a line every CPU writes.  Syscall histograms are indexed by nr * SLOTS + slot for
+ * nr < GOBLOCK_SYSCALL_NR_MAX (x86_64 and arm64 numbers are below 512; x32 ones, bit 30
+ * set, are left out of the histogram, not of the events). */
+#define GOBLOCK_SYSCALL_NR_MAX 512
+/* sched histogram series (index series * SLOTS + slot) */
+#define SCHED_HIST_RUNQ 0
+#define SCHED_HIST_OFFCPU_BLOCKED 1
+#define SCHED_HIST_OFFCPU_PREEMPTED 2
+#define SCHED_HIST_SERIES 3
 
 /* config array indices (written by Python at start) */
 #define CFG_SYSCALL_THRESHOLD_NS 0
@@ -195,17 +206,7 @@ struct go_event {
     u8 span_id[8];
 };
 
-/* histogram keys */
-struct syscall_hist_key {
-    u32 nr;
-    u32 slot;
-};
-struct sched_hist_key {
-    u32 kind;       /* SCHED_OFFCPU: state in `sub`; SCHED_RUNQ: sub = 0 */
-    u32 sub;
-    u32 slot;
-    u32 _pad;
-};
+/* key of the per-peer TCP trouble counters (rare events: a hash) */
 struct tcp_count_key {
     u8 daddr[16];
     u16 family;
@@ -252,19 +253,29 @@ static __always_inline void count_lost(u32 idx)
         (*v)++;
 }
 
-/* log2 of a duration in µs, clamped to the histogram's slots */
+/* floor(log2(µs)) of a duration (0 for < 2 µs), clamped to the histogram's slots: a
+ * six-step binary search, not a 31-step shift loop */
 static __always_inline u32 hist_slot(u64 ns)
 {
-    u64 us = ns / 1000;
-    u32 slot = 0;
-#pragma unroll
-    for (int i = 0; i < GOBLOCK_HIST_SLOTS - 1; i++) {
-        if (us > 1) {
-            us >>= 1;
-            slot++;
-        }
-    }
-    return slot;
+    u64 v = ns / 1000;
+    u32 r = 0, s;
+    s = (v > 0xFFFFFFFFULL) << 5;
+    v >>= s;
+    r |= s;
+    s = (v > 0xFFFF) << 4;
+    v >>= s;
+    r |= s;
+    s = (v > 0xFF) << 3;
+    v >>= s;
+    r |= s;
+    s = (v > 0xF) << 2;
+    v >>= s;
+    r |= s;
+    s = (v > 0x3) << 1;
+    v >>= s;
+    r |= s;
+    r |= (u32)(v >> 1);
+    return r < GOBLOCK_HIST_SLOTS - 1 ? r : GOBLOCK_HIST_SLOTS - 1;
 }
 
 /* the goid of the goroutine on this thread: FS−8 → g → g.goid (user reads; works in
@@ -273,10 +284,10 @@ static __always_inline u64 read_goid(u32 goid_off)
 {
     if (!goid_off || !GOBLOCK_FSBASE_OFF)
         return 0;
-    u64 task = bpf_get_current_task();
-    u64 fsbase = 0, g = 0, goid = 0;
-    if (bpf_probe_read_kernel(&fsbase, sizeof(fsbase), (void *)(task + GOBLOCK_FSBASE_OFF)))
-        return 0;
+    /* a direct load through the BTF-typed current task (the verifier checks the offset
+     * against BTF): no helper call, unlike bpf_probe_read_kernel */
+    u64 fsbase = *(u64 *)((char *)bpf_get_current_task_btf() + GOBLOCK_FSBASE_OFF);
+    u64 g = 0, goid = 0;
     if (!fsbase || bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase - 8)) || !g)
         return 0;
     if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + goid_off)))

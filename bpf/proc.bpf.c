@@ -35,10 +35,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
-    tid_goid.delete(&tid);
-#ifdef GOBLOCK_SYSCALLS
-    syscall_start.delete(&tid);
-#endif
+    tid_goid.delete(&tid); /* (the syscalls program's per-thread state is task storage) */
 #ifdef GOBLOCK_SCHED
     offcpu_start.delete(&tid);
 #endif

@@ -6,11 +6,19 @@
  * a wakeup puts a blocked thread on the run queue; switch-in ends both.  Intervals and
  * run-queue waits ≥ the threshold are emitted; all go into log2 histograms.  The goid
  * comes from tid_goid (cached at sys_enter): user memory cannot be read in sched_switch.
+ *
+ * Cost.  sched_switch and sched_wakeup run for every context switch and wakeup on the
+ * host.  A target thread's offcpu_start entry is kept for the thread's life (deleted at
+ * its exit by the proc program) and armed / disarmed in place (ts != 0: an interval is
+ * open), so a switch costs lookups, not a hash update on switch-out plus a delete on
+ * switch-in; the clock and the config are read only once a target is involved;
+ * histograms are per-CPU arrays.  (Task-local storage does not fit here: the tracepoint
+ * names the next task by pid only.)
  */
 #include "goblock.h"
 
 struct offcpu_start {
-    u64 ts;       /* switch-out */
+    u64 ts;       /* switch-out; 0 = no interval open */
     u64 runq_ts;  /* entered the run queue (wakeup / preemption / new); 0 = not yet */
     u32 tgid;
     u8 state;     /* OFFCPU_* ; 0 = a new thread that never ran */
@@ -19,8 +27,16 @@ struct offcpu_start {
 };
 
 BPF_HASH(offcpu_start, u32, struct offcpu_start, GOBLOCK_MAX_TIDS);
-BPF_HASH(sched_hist, struct sched_hist_key, u64, 1024);
+BPF_PERCPU_ARRAY(sched_hist, u64, SCHED_HIST_SERIES * GOBLOCK_HIST_SLOTS);
 BPF_RINGBUF_OUTPUT(sched_events, GOBLOCK_RING_PAGES);
+
+static __always_inline void sched_hist_add(u32 series, u64 ns)
+{
+    u32 idx = series * GOBLOCK_HIST_SLOTS + hist_slot(ns);
+    u64 *n = sched_hist.lookup(&idx);
+    if (n)
+        *n += 1;
+}
 
 static __always_inline void sched_emit(u8 kind, u8 state, u32 tgid, u32 tid, u64 start,
                                        u64 end, u64 runq_ns)
@@ -45,47 +61,62 @@ static __always_inline void sched_emit(u8 kind, u8 state, u32 tgid, u32 tid, u64
 
 TRACEPOINT_PROBE(sched, sched_switch)
 {
-    u64 now = bpf_ktime_get_ns();
+    u64 now = 0;
     /* prev: current is still prev here, so its tgid is the current tgid */
     u32 prev = args->prev_pid;
     if (prev) {
         u32 tgid = bpf_get_current_pid_tgid() >> 32;
         if (targets.lookup(&tgid)) {
-            struct offcpu_start s = {};
-            s.ts = now;
-            s.tgid = tgid;
+            now = bpf_ktime_get_ns();
             /* still runnable: the tracepoint reports TASK_RUNNING (0) or, for a preemption,
              * TASK_REPORT_MAX (0x100, "R+"); any bit in the low byte is a sleep state */
-            if ((args->prev_state & 0xff) == 0) {
-                s.state = OFFCPU_PREEMPTED;
-                s.runq_ts = now;
-                s.runq_cause = RUNQ_PREEMPTED;
+            u8 preempted = (args->prev_state & 0xff) == 0;
+            struct offcpu_start *o = offcpu_start.lookup(&prev);
+            if (o) {
+                o->runq_ts = preempted ? now : 0;
+                o->tgid = tgid;
+                o->state = preempted ? OFFCPU_PREEMPTED : OFFCPU_BLOCKED;
+                o->runq_cause = preempted ? RUNQ_PREEMPTED : 0;
+                o->ts = now; /* armed last */
             } else {
-                s.state = OFFCPU_BLOCKED;
+                struct offcpu_start n = {};
+                n.ts = now;
+                n.tgid = tgid;
+                n.state = preempted ? OFFCPU_PREEMPTED : OFFCPU_BLOCKED;
+                if (preempted) {
+                    n.runq_ts = now;
+                    n.runq_cause = RUNQ_PREEMPTED;
+                }
+                offcpu_start.update(&prev, &n);
             }
-            offcpu_start.update(&prev, &s);
         }
     }
     u32 next = args->next_pid;
     struct offcpu_start *s = offcpu_start.lookup(&next);
-    if (!s)
+    if (!s || !s->ts)
         return 0;
+    if (!now)
+        now = bpf_ktime_get_ns();
+    u64 ts = s->ts, runq_ts = s->runq_ts;
+    u32 tgid = s->tgid;
+    u8 state = s->state, cause = s->runq_cause;
+    s->ts = 0; /* disarmed: the entry stays for the thread's next switch-out */
+    s->runq_ts = 0;
     u64 thr = cfg(CFG_OFFCPU_THRESHOLD_NS);
-    u64 runq = s->runq_ts ? now - s->runq_ts : 0;
-    if (s->runq_ts) {
-        struct sched_hist_key rk = {.kind = SCHED_RUNQ, .slot = hist_slot(runq)};
-        sched_hist.atomic_increment(rk);
+    u64 runq = runq_ts ? now - runq_ts : 0;
+    if (runq_ts) {
+        sched_hist_add(SCHED_HIST_RUNQ, runq);
         if (runq >= thr)
-            sched_emit(SCHED_RUNQ, s->runq_cause, s->tgid, next, s->runq_ts, now, runq);
+            sched_emit(SCHED_RUNQ, cause, tgid, next, runq_ts, now, runq);
     }
-    if (s->state) {
-        u64 off = now - s->ts;
-        struct sched_hist_key ok = {.kind = SCHED_OFFCPU, .sub = s->state, .slot = hist_slot(off)};
-        sched_hist.atomic_increment(ok);
+    if (state) {
+        u64 off = now - ts;
+        sched_hist_add(state == OFFCPU_PREEMPTED ? SCHED_HIST_OFFCPU_PREEMPTED
+                                                 : SCHED_HIST_OFFCPU_BLOCKED,
+                       off);
         if (off >= thr)
-            sched_emit(SCHED_OFFCPU, s->state, s->tgid, next, s->ts, now, runq);
+            sched_emit(SCHED_OFFCPU, state, tgid, next, ts, now, runq);
     }
-    offcpu_start.delete(&next);
     return 0;
 }
 
@@ -93,7 +124,7 @@ TRACEPOINT_PROBE(sched, sched_wakeup)
 {
     u32 tid = args->pid;
     struct offcpu_start *s = offcpu_start.lookup(&tid);
-    if (s && !s->runq_ts) {
+    if (s && s->ts && !s->runq_ts) {
         s->runq_ts = bpf_ktime_get_ns();
         s->runq_cause = RUNQ_WAKEUP;
     }

@@ -5,82 +5,99 @@
  * threshold.  User space names the syscall and resolves the fd (arg0) to its target.
  * sys_enter is also where the thread's goroutine id is read and cached (tid_goid) for the
  * scheduler programs, which cannot read user memory.
+ *
+ * Cost.  Both tracepoints run for every syscall of every process on the host, so the
+ * non-target paths are kept short: sys_enter does one hash lookup (targets); sys_exit
+ * none — the syscall in flight lives in task-local storage (BPF_TASK_STORAGE, created only
+ * for target threads), so a thread without it is out after one pointer check.  For target
+ * threads: no hash update or delete per syscall (the storage slot is rewritten in place,
+ * tid_goid is written only when the thread's goroutine changed), per-CPU array histograms.
  */
 #include "goblock.h"
 
-struct syscall_start {
-    u64 ts;
+/* per target thread; freed by the kernel with the task */
+struct syscall_task {
+    u64 ts;         /* sys_enter of the syscall in flight; 0 = none */
     u64 arg0;
-    u64 goid;
+    u64 goid;       /* read at that sys_enter; also the value last put in tid_goid */
     u32 nr;
     u32 _pad;
 };
 
-BPF_HASH(syscall_start, u32, struct syscall_start, GOBLOCK_MAX_TIDS);
-BPF_HASH(syscall_hist, struct syscall_hist_key, u64, 8192);
-BPF_HASH(syscall_sum, u32, u64, 1024);
+BPF_TASK_STORAGE(syscall_task, struct syscall_task);
+BPF_PERCPU_ARRAY(syscall_hist, u64, GOBLOCK_SYSCALL_NR_MAX * GOBLOCK_HIST_SLOTS);
+BPF_PERCPU_ARRAY(syscall_sum, u64, GOBLOCK_SYSCALL_NR_MAX);
 BPF_RINGBUF_OUTPUT(syscall_events, GOBLOCK_RING_PAGES);
 
 TRACEPOINT_PROBE(raw_syscalls, sys_enter)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
-    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
+    u32 tgid = pid_tgid >> 32;
     struct target_info *t = targets.lookup(&tgid);
     if (!t)
         return 0;
-    struct syscall_start s = {};
-    s.ts = bpf_ktime_get_ns();
-    s.nr = (u32)args->id;
-    s.arg0 = args->args[0];
-    s.goid = read_goid(t->goid_off);
-    syscall_start.update(&tid, &s);
-    if (t->goid_off)
-        tid_goid.update(&tid, &s.goid);
+    struct syscall_task *s = syscall_task.task_storage_get(
+        bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!s)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    u64 goid = read_goid(t->goid_off);
+    if (goid != s->goid) {
+        u32 tid = (u32)pid_tgid;
+        tid_goid.update(&tid, &goid);
+    }
+    s->ts = now;
+    s->nr = (u32)args->id;
+    s->arg0 = args->args[0];
+    s->goid = goid;
 #ifdef GOBLOCK_GORUNTIME
-    go_resumed(tgid, s.goid, s.ts);  /* a goroutine in a syscall is no longer parked */
+    go_resumed(tgid, goid, now);  /* a goroutine in a syscall is no longer parked */
 #endif
     return 0;
 }
 
 TRACEPOINT_PROBE(raw_syscalls, sys_exit)
 {
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    u32 tid = (u32)pid_tgid;
-    struct syscall_start *s = syscall_start.lookup(&tid);
-    if (!s)
+    struct syscall_task *s = syscall_task.task_storage_get(bpf_get_current_task_btf(), 0, 0);
+    if (!s || !s->ts)
         return 0;
     u64 now = bpf_ktime_get_ns();
-    u64 dur = now - s->ts;
-    struct syscall_hist_key hk = {.nr = s->nr, .slot = hist_slot(dur)};
-    syscall_hist.atomic_increment(hk);
+    u64 start = s->ts;
+    u64 dur = now - start;
     u32 nr = s->nr;
-    u64 zero = 0;
-    u64 *sum = syscall_sum.lookup_or_try_init(&nr, &zero);
-    if (sum)
-        __sync_fetch_and_add(sum, dur);
+    s->ts = 0;
+    if (nr < GOBLOCK_SYSCALL_NR_MAX) {
+        u32 idx = nr * GOBLOCK_HIST_SLOTS + hist_slot(dur);
+        u64 *n = syscall_hist.lookup(&idx);
+        if (n)
+            *n += 1;
+        u64 *sum = syscall_sum.lookup(&nr);
+        if (sum)
+            *sum += dur;
+    }
     /* A Go goroutine's read/write that returns EAGAIN is followed by a netpoll park ("IO
      * wait"); that short syscall is the only record of which socket the park waits on,
      * so it is emitted whatever its duration (one per netpoll wait, not per syscall). */
-    if (dur >= cfg(CFG_SYSCALL_THRESHOLD_NS) || (args->ret == -EAGAIN && s->goid)) {
-        struct syscall_event *e = syscall_events.ringbuf_reserve(sizeof(*e));
-        if (!e) {
-            count_lost(LOST_SYSCALL);
-        } else {
-            e->start_ns = s->ts;
-            e->end_ns = now;
-            e->goid = s->goid;
-            e->ret = args->ret;
-            e->arg0 = s->arg0;
-            e->pid = pid_tgid >> 32;
-            e->tid = tid;
-            e->nr = s->nr;
-            e->mode = 0;
-            e->ino = 0;
-            __builtin_memset(e->fd_name, 0, sizeof(e->fd_name));
-            fd_identity(s->arg0, &e->mode, &e->ino, e->fd_name);
-            syscall_events.ringbuf_submit(e, wakeup_flags());
-        }
+    if (dur < cfg(CFG_SYSCALL_THRESHOLD_NS) && !(args->ret == -EAGAIN && s->goid))
+        return 0;
+    struct syscall_event *e = syscall_events.ringbuf_reserve(sizeof(*e));
+    if (!e) {
+        count_lost(LOST_SYSCALL);
+        return 0;
     }
-    syscall_start.delete(&tid);
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    e->start_ns = start;
+    e->end_ns = now;
+    e->goid = s->goid;
+    e->ret = args->ret;
+    e->arg0 = s->arg0;
+    e->pid = pid_tgid >> 32;
+    e->tid = (u32)pid_tgid;
+    e->nr = nr;
+    e->mode = 0;
+    e->ino = 0;
+    __builtin_memset(e->fd_name, 0, sizeof(e->fd_name));
+    fd_identity(e->arg0, &e->mode, &e->ino, e->fd_name);
+    syscall_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }

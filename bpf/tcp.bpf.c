@@ -13,7 +13,12 @@
  * softirq runs in the sending task's context, so a target's SYN would otherwise claim the
  * peer's listening/accepted socket (seen in tests/ebpf/test_tcp.py).
  * This needs no fd → file → socket walk (kernel struct layouts) and costs one hash lookup
- * per socket operation of a target.  tuple_owner (4-tuple → pid) serves
+ * per socket operation of a target.
+ *
+ * Cost.  tcp_probe runs for every received segment on the host and sock_*_length for
+ * every socket send/recv: a non-target costs one hash lookup (sk_owner, resp. targets)
+ * and nothing else; a target's segment costs the lookup, the clock and, only when the
+ * windows changed, a store.  Counters by peer (rare events) stay in a hash.  tuple_owner (4-tuple → pid) serves
  * inet_sk_error_report, which carries no socket pointer.
  *
  * Zero window: tcp_probe runs on each received segment before the ACK is processed, so its
@@ -132,13 +137,18 @@ TRACEPOINT_PROBE(tcp, tcp_probe)
     if (!o)
         return 0;
     u64 now = bpf_ktime_get_ns();
+    u32 snd_wnd = args->snd_wnd, rcv_wnd = args->rcv_wnd;
     u8 type = 0;
-    if ((args->snd_wnd == 0 && o->last_snd_wnd != 0) || (args->rcv_wnd == 0 && o->last_rcv_wnd != 0))
+    if ((snd_wnd == 0 && o->last_snd_wnd != 0) || (rcv_wnd == 0 && o->last_rcv_wnd != 0))
         type = TCP_EV_ZERO_WINDOW;
     else if (now - o->last_probe_ns >= cfg(CFG_TCP_PROBE_INTERVAL_NS))
         type = TCP_EV_PROBE;
-    o->last_snd_wnd = args->snd_wnd;
-    o->last_rcv_wnd = args->rcv_wnd;
+    /* written only when they change: this runs per received segment, and a store makes
+     * the entry's cache line bounce between the CPUs handling the socket */
+    if (o->last_snd_wnd != snd_wnd)
+        o->last_snd_wnd = snd_wnd;
+    if (o->last_rcv_wnd != rcv_wnd)
+        o->last_rcv_wnd = rcv_wnd;
     if (!type)
         return 0;
     o->last_probe_ns = now;

@@ -4,13 +4,17 @@ The BPF programs keep cumulative log2(µs) histograms (slot k counts [2^k, 2^(k+
 slot 0 also counts < 1 µs) and per-peer TCP counters; this module turns one read of those
 maps into an ExportMetricsServiceRequest with cumulative temporality (start time = when
 the receiver attached).  Explicit bucket bounds are the slots' upper edges in seconds.
+
+The histograms are per-CPU arrays (bpf/goblock.h): `sum_cpus` adds one read's per-CPU
+values up, `syscall_aggregates` / `sched_aggregates` turn the flat arrays into the keyed
+dicts `build` takes (only non-zero entries).
 """
 
 from __future__ import annotations
 
 import socket
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -20,10 +24,50 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 from otel_goblock.receivers.ebpf.decode import OFFCPU_STATES, SCHED_OFFCPU, SCHED_RUNQ, TCP_TYPES
 
 HIST_SLOTS = 32
+# mirrored from bpf/goblock.h (checked by tests/ebpf/test_decode_layout.py)
+SYSCALL_NR_MAX = 512
+SCHED_HIST_RUNQ, SCHED_HIST_OFFCPU_BLOCKED, SCHED_HIST_OFFCPU_PREEMPTED = 0, 1, 2
+SCHED_HIST_SERIES = 3
 # bucket i = (bound[i-1], bound[i]]: bound[k] = 2^(k+1) µs, in seconds
 BOUNDS_S = [2 ** (k + 1) / 1e6 for k in range(HIST_SLOTS - 1)]
 CUMULATIVE = m.AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 SCOPE = "otel_goblock/receivers/ebpf"
+
+
+def sum_cpus(values: Sequence[int], ncpu: int) -> list[int]:
+    """Per-entry totals of a per-CPU array read laid out entry-major (entry 0 on every CPU,
+    then entry 1, ...), as BPF_MAP_LOOKUP_BATCH returns it."""
+    if ncpu == 1:
+        return list(values)
+    flat = list(values)
+    return [sum(col) for col in zip(*(flat[c::ncpu] for c in range(ncpu)), strict=True)]
+
+
+def syscall_aggregates(
+    hist: Sequence[int], sums: Sequence[int]
+) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
+    """(nr, slot) → count and nr → summed ns from the flat syscall arrays (index
+    nr * HIST_SLOTS + slot, resp. nr)."""
+    out = {(i // HIST_SLOTS, i % HIST_SLOTS): n for i, n in enumerate(hist) if n}
+    return out, {nr: ns for nr, ns in enumerate(sums) if ns}
+
+
+_SCHED_SERIES = {
+    SCHED_HIST_RUNQ: (SCHED_RUNQ, 0),
+    SCHED_HIST_OFFCPU_BLOCKED: (SCHED_OFFCPU, 1),  # OFFCPU_BLOCKED
+    SCHED_HIST_OFFCPU_PREEMPTED: (SCHED_OFFCPU, 2),  # OFFCPU_PREEMPTED
+}
+
+
+def sched_aggregates(hist: Sequence[int]) -> dict[tuple[int, int, int], int]:
+    """(kind, sub, slot) → count from the flat sched array (index series * HIST_SLOTS +
+    slot): kind SCHED_RUNQ with sub 0, or SCHED_OFFCPU with the off-CPU state as sub."""
+    out = {}
+    for i, n in enumerate(hist):
+        if n and i // HIST_SLOTS in _SCHED_SERIES:
+            kind, sub = _SCHED_SERIES[i // HIST_SLOTS]
+            out[(kind, sub, i % HIST_SLOTS)] = n
+    return out
 
 
 def _kv(key: str, value: str | int) -> KeyValue:

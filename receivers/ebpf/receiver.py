@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import socket
@@ -35,6 +36,7 @@ from otel_goblock.receivers.ebpf.program import (
     CFG_TCP_PROBE_INTERVAL_NS,
     Program,
     ProgramOptions,
+    import_bcc,
 )
 from otel_goblock.receivers.ebpf.syscalls import syscall_name, takes_fd
 from otel_goblock.receivers.ebpf.targets import TargetSet, parse_specs
@@ -486,8 +488,27 @@ class EbpfReceiver(Component):
                 self._count_lost(concern, delta)
 
     # ---- metrics -----------------------------------------------------------------------
+    def _percpu_totals(self, name: str) -> list[int]:
+        """Every entry of a per-CPU u64 array, summed over CPUs: one BPF_MAP_LOOKUP_BATCH
+        (a per-key read would be a syscall per entry: 16k for the syscall histogram)."""
+        assert self.program is not None
+        t = self.program.table(name)
+        n, ncpu = int(t.max_entries), int(t.total_cpu)
+        keys = (ctypes.c_uint32 * n)()
+        values = (ctypes.c_uint64 * (n * ncpu))()
+        count, token = ctypes.c_uint32(n), ctypes.c_uint32(0)
+        lib = import_bcc().libbcc.lib
+        res = lib.bpf_lookup_batch(
+            t.map_fd, None, ctypes.byref(token), keys, values, ctypes.byref(count)
+        )
+        if (res == 0 or ctypes.get_errno() == errno.ENOENT) and count.value == n:
+            return metrics.sum_cpus(values, ncpu)
+        # no batch lookup on this kernel (< 5.9 for arrays): entry by entry
+        return [sum(int(x) for x in t.getvalue(t.Key(i))) for i in range(n)]
+
     def read_aggregates(self) -> dict[str, dict]:
-        """One read of the kernel's histogram and counter maps."""
+        """One read of the kernel's histogram and counter maps (histograms: per-CPU
+        arrays, summed over CPUs)."""
         assert self.program is not None
         c = self._config
         out: dict[str, dict] = {
@@ -497,17 +518,11 @@ class EbpfReceiver(Component):
             "tcp_counts": {},
         }
         if c.syscalls:
-            out["syscall_hist"] = {
-                (k.nr, k.slot): v.value for k, v in self.program.table("syscall_hist").items()
-            }
-            out["syscall_sum"] = {
-                k.value: v.value for k, v in self.program.table("syscall_sum").items()
-            }
+            out["syscall_hist"], out["syscall_sum"] = metrics.syscall_aggregates(
+                self._percpu_totals("syscall_hist"), self._percpu_totals("syscall_sum")
+            )
         if c.sched:
-            out["sched_hist"] = {
-                (k.kind, k.sub, k.slot): v.value
-                for k, v in self.program.table("sched_hist").items()
-            }
+            out["sched_hist"] = metrics.sched_aggregates(self._percpu_totals("sched_hist"))
         if c.tcp:
             out["tcp_counts"] = {
                 (k.type, bytes(k.daddr), k.family, k.dport): v.value

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import re
+import threading
 
 import pytest
-from otel_goblock.receivers.ebpf import decode, program
+from otel_goblock.receivers.ebpf import decode, metrics, program
 
 pytestmark = pytest.mark.ebpf
 
@@ -59,4 +60,55 @@ def test_python_constants_match_the_header():
     assert defines["CFG_TCP_PROBE_INTERVAL_NS"] == program.CFG_TCP_PROBE_INTERVAL_NS
     for idx, name in program.LOST_NAMES.items():
         assert defines[f"LOST_{name.upper()}"] == idx
-    assert defines["GOBLOCK_HIST_SLOTS"] == 32
+    assert defines["GOBLOCK_HIST_SLOTS"] == metrics.HIST_SLOTS == 32
+    assert defines["GOBLOCK_SYSCALL_NR_MAX"] == metrics.SYSCALL_NR_MAX
+    assert defines["SCHED_HIST_SERIES"] == metrics.SCHED_HIST_SERIES
+    assert defines["SCHED_HIST_RUNQ"] == metrics.SCHED_HIST_RUNQ
+    assert defines["SCHED_HIST_OFFCPU_BLOCKED"] == metrics.SCHED_HIST_OFFCPU_BLOCKED
+    assert defines["SCHED_HIST_OFFCPU_PREEMPTED"] == metrics.SCHED_HIST_OFFCPU_PREEMPTED
+
+
+# an invalid syscall number: raw_syscalls:sys_enter still fires for it (with its
+# arguments), the kernel then returns ENOSYS
+_PROBE_NR = 0x7A11
+
+
+def _slot_reference(ns: int) -> int:
+    """floor(log2(µs)), 0 below 2 µs, at most 31: the histogram's documented slots."""
+    us = ns // 1000
+    return min(us.bit_length() - 1, 31) if us > 1 else 0
+
+
+def test_hist_slot_in_the_kernel_is_floor_log2_of_microseconds():
+    bcc = program.import_bcc()
+    hdr = (program.BPF_DIR / "goblock.h").read_text()
+    text = (
+        hdr
+        + f"""
+BPF_ARRAY(slots, u32, 256);
+TRACEPOINT_PROBE(raw_syscalls, sys_enter)
+{{
+    if (args->id != {_PROBE_NR} || (u32)bpf_get_current_pid_tgid() != {threading.get_native_id()})
+        return 0;
+    u32 i = args->args[1] & 255;
+    u32 slot = hist_slot(args->args[0]);
+    slots.update(&i, &slot);
+    return 0;
+}}
+"""
+    )
+    values = [0, 1, 999, 1000, 1999, 2000, 3999, 4000, 65_535_999, 65_536_000]
+    values += [1000 << k for k in range(40)] + [(1000 << k) - 1 for k in range(1, 40)]
+    values += [2**64 - 1, 2**63]
+    assert len(values) <= 256
+    b = bcc.BPF(text=text.encode(), cflags=[f"-I{program.BPF_DIR}"])
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.argtypes = [ctypes.c_long, ctypes.c_uint64, ctypes.c_uint64]
+        for i, ns in enumerate(values):
+            assert libc.syscall(_PROBE_NR, ns, i) == -1
+        slots = b[b"slots"]
+        got = [slots[ctypes.c_int(i)].value for i in range(len(values))]
+    finally:
+        b.cleanup()
+    assert got == [_slot_reference(ns) for ns in values]

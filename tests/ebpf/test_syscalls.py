@@ -97,3 +97,22 @@ def test_syscall_histogram_metric_counts_the_reads(receiver, run_gbfx):
     idx = list(dp.explicit_bounds).index(65.536e-3)
     assert dp.bucket_counts[idx] >= 3
     assert "goblock.offcpu.duration" in names and "goblock.runqueue.latency" in names
+
+
+def test_per_cpu_histograms_read_in_one_batch_match_a_per_entry_read(receiver, run_gbfx):
+    """The batch read (entry-major per-CPU values, summed) against BCC's per-key read of
+    the same cumulative counters, taken before and after it: before ≤ batch ≤ after."""
+    p = run_gbfx("pipe", "5", "3")
+    assert p.wait() == 0
+    rcv = receiver.receiver
+    for name in ("sched_hist", "syscall_sum"):
+        t = rcv.program.table(name)
+
+        def per_key(t=t):
+            return [sum(int(x) for x in t.getvalue(t.Key(i))) for i in range(t.max_entries)]
+
+        before = per_key()
+        batch = rcv._percpu_totals(name)
+        after = per_key()
+        assert len(batch) == len(before) and any(batch), name
+        assert all(b <= x <= a for b, x, a in zip(before, batch, after, strict=True)), name

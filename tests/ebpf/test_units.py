@@ -141,3 +141,24 @@ def test_dwarf_goid_offset_of_an_unstripped_go_binary(gbfx):
 
     assert dwarf_goid_offset(str(gbfx)) == goid_offset(str(gbfx)) == 152  # Go 1.26
     assert dwarf_goid_offset("/bin/sh") is None
+
+
+def test_per_cpu_histogram_arrays_are_summed_over_cpus_and_keyed():
+    # 3 entries x 2 CPUs, entry-major as BPF_MAP_LOOKUP_BATCH lays out per-CPU values
+    assert metrics.sum_cpus([1, 2, 0, 0, 5, 7], 2) == [3, 0, 12]
+    assert metrics.sum_cpus([4, 0, 9], 1) == [4, 0, 9]
+    slots = metrics.HIST_SLOTS
+    hist = [0] * (metrics.SYSCALL_NR_MAX * slots)
+    hist[0 * slots + 15] = 3  # read, slot 15
+    hist[75 * slots + 0] = 2  # fdatasync, slot 0
+    sums = [0] * metrics.SYSCALL_NR_MAX
+    sums[0], sums[75] = 150_000_000, 1_000
+    h, s = metrics.syscall_aggregates(hist, sums)
+    assert h == {(0, 15): 3, (75, 0): 2}
+    assert s == {0: 150_000_000, 75: 1_000}
+    sched = [0] * (metrics.SCHED_HIST_SERIES * slots)
+    sched[metrics.SCHED_HIST_RUNQ * slots + 3] = 1
+    sched[metrics.SCHED_HIST_OFFCPU_BLOCKED * slots + 10] = 4
+    sched[metrics.SCHED_HIST_OFFCPU_PREEMPTED * slots + 31] = 6
+    # (kind, sub, slot): runq (2, 0, slot), off-CPU (1, state, slot)
+    assert metrics.sched_aggregates(sched) == {(2, 0, 3): 1, (1, 1, 10): 4, (1, 2, 31): 6}
