@@ -48,7 +48,9 @@ from .wire import NO_THREAD, Batch
 RawEvent = tuple[int, int, int, Any]
 
 _GO_START, _GO_BLOCK, _GO_UNBLOCK = int(Ev.GO_START), int(Ev.GO_BLOCK), int(Ev.GO_UNBLOCK)
-assert (_GO_START, _GO_BLOCK, _GO_UNBLOCK) == (16, 20, 21)  # literals in decode_batch
+# literals in decode_batch
+assert (_GO_START, _GO_BLOCK, _GO_UNBLOCK) == (16, 20, 21)
+assert (Ev.GO_STOP, Ev.GO_SYSCALL_BEGIN, Ev.GO_SYSCALL_END) == (19, 22, 23)
 _RUNNING, _SYSCALL = 2, 3  # tracev2.GoStatus
 
 # How many of an event's first three arguments (after dt) the interpreter reads: a
@@ -172,13 +174,23 @@ def decode_batch(
             v = data[pos + 1]
             pos += 2
             if v >= 0x80:
-                v, pos = slow(data, pos - 1, boff)
+                c = data[pos]
+                if c < 0x80:  # two bytes: inline
+                    v = (v & 0x7F) | (c << 7)
+                    pos += 1
+                else:
+                    v, pos = slow(data, pos - 1, boff)
             last += v * fi
             if typ == 16:  # GoStart: dt g g_seq
                 g = data[pos]
                 pos += 1
                 if g >= 0x80:
-                    g, pos = slow(data, pos - 1, boff)
+                    c = data[pos]
+                    if c < 0x80:  # two bytes: inline
+                        g = (g & 0x7F) | (c << 7)
+                        pos += 1
+                    else:
+                        g, pos = slow(data, pos - 1, boff)
                 while data[pos] >= 0x80:
                     pos += 1
                 pos += 1
@@ -190,7 +202,12 @@ def decode_batch(
                 r = data[pos]
                 pos += 1
                 if r >= 0x80:
-                    r, pos = slow(data, pos - 1, boff)
+                    c = data[pos]
+                    if c < 0x80:  # two bytes: inline
+                        r = (r & 0x7F) | (c << 7)
+                        pos += 1
+                    else:
+                        r, pos = slow(data, pos - 1, boff)
                 while data[pos] >= 0x80:
                     pos += 1
                 pos += 1
@@ -201,7 +218,12 @@ def decode_batch(
                 g = data[pos]
                 pos += 1
                 if g >= 0x80:
-                    g, pos = slow(data, pos - 1, boff)
+                    c = data[pos]
+                    if c < 0x80:  # two bytes: inline
+                        g = (g & 0x7F) | (c << 7)
+                        pos += 1
+                    else:
+                        g, pos = slow(data, pos - 1, boff)
                 while data[pos] >= 0x80:
                     pos += 1
                 pos += 1
@@ -210,6 +232,22 @@ def decode_batch(
                 pos += 1
                 n_unblock += 1
                 append((last, 21, g, cur))
+            elif typ == 22 or typ == 23 or typ == 19:
+                # GoSyscallBegin (dt p_seq stack), GoSyscallEnd (dt), GoStop (dt reason
+                # stack): frequent in services; none needs its arguments here.
+                if typ != 23:
+                    while data[pos] >= 0x80:
+                        pos += 1
+                    while data[pos + 1] >= 0x80:
+                        pos += 1
+                    pos += 2
+                counts[typ] += 1
+                if typ == 19:
+                    if keep_all:
+                        append((last, 19, cur, (0, 0, 0)))
+                    cur = 0
+                else:
+                    append((last, typ, cur, (0, 0, 0)))
             else:
                 k = nargs[typ]
                 if not k:
