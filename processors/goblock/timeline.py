@@ -81,6 +81,7 @@ _REC_SIZE = _REC.size
 _pack_rec = _REC.pack
 _unpack_rec = _REC.unpack_from
 _CLAIM = struct.Struct("<QQ")  # span times: fixed64
+_ORDER = struct.Struct("<QQq")  # end, start, goroutine
 
 
 _lget = list.__getitem__
@@ -283,41 +284,58 @@ class ProcTimeline:
         self.done: dict[int, int] = {}  # goid → end of the last span joined on it
         self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
         self.exe: str | None = None
-        # windows joined spans claimed: per goroutine a flat [start, end, start, end, ...]
-        # in join order, and per span (end, start, its goroutines) in join order (every
-        # span counts for the process-wide stop-the-world)
-        self.claims: dict[int, bytearray] = {}
-        self.claim_order: deque[tuple[int, int, Any]] = deque()
+        # windows joined spans claimed, packed: per goroutine (start, end) pairs in join
+        # order, and (end, start, goroutine) per span and goroutine in join order (goroutine
+        # 0 for a span joined to none; every span counts for the process-wide
+        # stop-the-world)
+        self.claims: dict[int, bytes | bytearray] = {}
+        self.claim_order = bytearray()
         # waits that may turn out unclaimed, in ingest order
         self.candidates = Candidates()
 
     def claim(self, start: int, end: int, goroutines: Iterable[int]) -> None:
         """A span [start, end] covered these goroutines (and, always, the process)."""
-        claims = self.claims
-        gs = tuple(goroutines)
-        for g in gs:
+        claims, order = self.claims, self.claim_order
+        pair = _CLAIM.pack(start, end)
+        n = 0
+        for g in goroutines:
             lst = claims.get(g)
             if lst is None:
-                claims[g] = bytearray(_CLAIM.pack(start, end))
+                claims[g] = pair  # most goroutines: one span (bytes: smaller than a bytearray)
+            elif type(lst) is bytes:
+                claims[g] = bytearray(lst) + pair
             else:
-                lst += _CLAIM.pack(start, end)
-        self.claim_order.append((end, start, gs[0] if len(gs) == 1 else gs))
+                lst += pair
+            order += _ORDER.pack(end, start, g)
+            n += 1
+        if not n:
+            order += _ORDER.pack(end, start, 0)
 
     def forget_claims(self, cutoff: int) -> None:
         """Drop claims that ended before `cutoff`; O(claims dropped)."""
         order, claims = self.claim_order, self.claims
-        while order and order[0][0] < cutoff:
-            gs = order.popleft()[2]
-            for g in (gs,) if type(gs) is int else gs:
+        pos, n = 0, len(order)
+        while pos < n:
+            end, _, g = _ORDER.unpack_from(order, pos)
+            if end >= cutoff:
+                break
+            pos += _ORDER.size
+            if g:
                 lst = claims.get(g)
-                if lst:
+                if lst is None:
+                    continue
+                if len(lst) <= _CLAIM.size:
+                    del claims[g]
+                elif type(lst) is bytes:
+                    claims[g] = lst[_CLAIM.size :]
+                else:
                     del lst[: _CLAIM.size]
-                    if not lst:
-                        del claims[g]
+        if pos:
+            del order[:pos]  # a bytearray drops its front in O(1)
 
     def claimed(self, goid: int, start: int, end: int) -> bool:
         if not goid:
-            return any(a < end and start < b for b, a, _ in self.claim_order)
+            return any(a < end and start < b for b, a, _ in _ORDER.iter_unpack(self.claim_order))
         lst = self.claims.get(goid)
         if not lst:
             return False
