@@ -36,19 +36,22 @@ JOIN_DELAY = "3s"  # above window + parse: a span waits for the window holding i
 AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
 NOBODY_UID = 65534
 
-# (request, route, the causes accepted). The waiting scenarios run side by side; /gc
-# (GOGC=10 allocation, a CPU hog) runs alone after them. The demo expects gc_assist for
-# /gc; the tracer (like the eBPF source, tests/e2e/test_diagnosis.py) may see the span's
-# GC time mostly as stop-the-world instead: both are the garbage collector.
-# The category holding the injected wait is named by Go's block reason as the tracer
-# writes it ("sync", "network"; the uprobes read the runtime's waitReason instead).
+# (request, route, cause, the category holding the injected wait). They run side by side.
+# The category is named by Go's block reason as the tracer writes it ("sync", "network";
+# the uprobes read the runtime's waitReason instead).
 WAITING = [
-    (f"/sleep?ms={MS}", "/sleep", {"sleep"}, "goblock.park.sleep.ms"),
-    (f"/mutex?ms={MS}", "/mutex", {"lock"}, "goblock.park.sync.ms"),
-    (f"/chan?ms={MS}", "/chan", {"channel"}, "goblock.park.chan_receive.ms"),
-    (f"/net?ms={MS}", "/net", {"network"}, "goblock.park.network.ms"),
+    (f"/sleep?ms={MS}", "/sleep", "sleep", "goblock.park.sleep.ms"),
+    (f"/mutex?ms={MS}", "/mutex", "lock", "goblock.park.sync.ms"),
+    (f"/chan?ms={MS}", "/chan", "channel", "goblock.park.chan_receive.ms"),
+    (f"/net?ms={MS}", "/net", "network", "goblock.park.network.ms"),
 ]
-GC = ("/gc?ms=300", "/gc", {"gc_assist", "gc_stw"}, None)
+# /gc (GOGC=10 allocation, a CPU hog) runs alone, one request after another. The demo
+# expects gc_assist; the eBPF e2e (tests/e2e/test_diagnosis.py) accepts stop-the-world
+# too: both are the garbage collector. The scenario is ambiguous by nature: the handler's
+# own allocation work is on-CPU time of the same order as its mark assists, and in about
+# one span in seven (12 requests here: 10 gc_assist, 2 on_cpu; the receiver README
+# measured 84-90 %) on-CPU wins. So: every span shows real GC time, and most say gc.
+GC_PATH, GC_CAUSES, GC_REQUESTS = "/gc?ms=300", {"gc_assist", "gc_stw"}, 9
 CATEGORY = re.compile(
     r"^goblock\.(on_cpu|runqueue|syscall|gc\.stw|gc\.assist|unattributed|park\.[a-z0-9_]+)\.ms$"
 )
@@ -161,39 +164,57 @@ def test_pipeline_runs_as_nobody_without_capabilities(
     assert int(caps["CapEff"], 16) == 0 and int(caps["CapPrm"], 16) == 0, caps
 
 
-def test_causes_read_back_from_jaeger(
+def checked_span(
+    client: JaegerClient, demo: DemoService, path: str, trace_id: str
+) -> tuple[Trace, Span, dict[str, float]]:
+    """The enriched server span of one request, with what holds for every scenario: the
+    demo's span, joined to its goroutine, categories summing to its duration."""
+    route = path.split("?", 1)[0]
+    trace, span = enriched_server_span(client, trace_id, f"GET {route}")
+    a = span.attrs
+    assert span.service == demo.service_name
+    assert span.resource.get("process.pid") == demo.pid
+    # joined to the goroutine that ran it (the span logs), not process-wide
+    assert a["goblock.join"] == "span_marker", (path, a)
+    assert isinstance(a["goblock.goroutine.id"], int) and a["goblock.goroutine.id"] > 0
+    # the categories are disjoint and sum to the span's duration
+    cats = {k: float(v) for k, v in a.items() if CATEGORY.match(k)}
+    assert abs(sum(cats.values()) - span.duration_ms) <= max(1.0, 0.02 * span.duration_ms), a
+    return trace, span, cats
+
+
+def test_waiting_scenarios_read_back_from_jaeger(
     unprivileged: tuple[DemoService, Pipeline], jaeger_client: JaegerClient
 ) -> None:
     demo, pipe = unprivileged
-    paths = [w[0] for w in WAITING]
-    results = hit_many(demo.url, paths, parallel=len(paths))
-    results.append(hit(demo.url, GC[0]))
+    results = hit_many(demo.url, [w[0] for w in WAITING], parallel=len(WAITING))
     wrong = []
-    for (path, route, causes, category), r in zip([*WAITING, GC], results, strict=True):
+    for (path, _, cause, category), r in zip(WAITING, results, strict=True):
         assert r.status == 200, (path, r.body)
-        trace, span = enriched_server_span(jaeger_client, r.trace_id, f"GET {route}")
-        a = span.attrs
-        assert span.service == demo.service_name
-        assert span.resource.get("process.pid") == demo.pid
-        # joined to the goroutine that ran it (the span logs), not process-wide
-        assert a["goblock.join"] == "span_marker", (path, a)
-        assert isinstance(a["goblock.goroutine.id"], int) and a["goblock.goroutine.id"] > 0
-        assert a["demo.expected_cause"] == r.body["expected_cause"]
-        assert a["demo.expected_cause"] in causes
-        # the categories are disjoint and sum to the span's duration
-        cats = {k: float(v) for k, v in a.items() if CATEGORY.match(k)}
-        assert abs(sum(cats.values()) - span.duration_ms) <= max(1.0, 0.02 * span.duration_ms)
-        if category is not None:
-            assert cats.get(category, 0) >= 0.8 * MS, (path, cats)
-            # the wait is an episode child span of the server span
-            assert any(s.name.startswith("goblock: ") for s in trace.children(span)), (
-                path,
-                [s.name for s in trace.spans],
-            )
-        else:
-            assert cats["goblock.gc.assist.ms"] + cats["goblock.gc.stw.ms"] > 0, cats
-        if a["goblock.cause"] not in causes:
-            wrong.append((path, a))
+        trace, span, cats = checked_span(jaeger_client, demo, path, r.trace_id)
+        assert span.attrs["demo.expected_cause"] == r.body["expected_cause"] == cause
+        assert cats.get(category, 0) >= 0.8 * MS, (path, cats)
+        # the wait is an episode child span of the server span
+        episodes = [s.name for s in trace.children(span) if s.name.startswith("goblock: ")]
+        assert episodes, (path, [s.name for s in trace.spans])
+        if span.attrs["goblock.cause"] != cause:
+            wrong.append((path, span.attrs))
     assert not wrong, wrong
     m = pipe.metrics()
     assert m.get("goblock_events_received_total", m.get("goblock_events_received", 0)) > 0, m
+
+
+def test_gc_read_back_from_jaeger(
+    unprivileged: tuple[DemoService, Pipeline], jaeger_client: JaegerClient
+) -> None:
+    demo, _ = unprivileged
+    results = [hit(demo.url, GC_PATH) for _ in range(GC_REQUESTS)]
+    causes = []
+    for r in results:
+        assert r.status == 200, r.body
+        _, span, cats = checked_span(jaeger_client, demo, GC_PATH, r.trace_id)
+        assert span.attrs["demo.expected_cause"] == r.body["expected_cause"] == "gc_assist"
+        gc_ms = cats["goblock.gc.assist.ms"] + cats["goblock.gc.stw.ms"]
+        assert gc_ms >= 0.1 * span.duration_ms, cats
+        causes.append(span.attrs["goblock.cause"])
+    assert sum(c in GC_CAUSES for c in causes) > GC_REQUESTS // 2, causes
