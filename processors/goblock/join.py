@@ -326,7 +326,7 @@ class Joiner:
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
         if end < start:
             end = start
-        marker = tl.markers.get((span.trace_id.hex(), span.span_id.hex())) if tl.markers else None
+        marker = tl.marker(span.trace_id, span.span_id) if tl.markers else None
         has_attr = False
         end_tid = 0
         if marker is not None:

@@ -82,6 +82,7 @@ _pack_rec = _REC.pack
 _unpack_rec = _REC.unpack_from
 _CLAIM = struct.Struct("<QQ")  # span times: fixed64
 _ORDER = struct.Struct("<QQq")  # end, start, goroutine
+_MARK = struct.Struct("<qqq")  # a span marker: goid, tid, time
 
 
 _lget = list.__getitem__
@@ -277,7 +278,8 @@ class ProcTimeline:
         self.by_goid: dict[int, Recs] = {}
         self.by_tid: dict[int, Recs] = {}
         self.stw = Recs()
-        self.markers: dict[tuple[str, str], tuple[int, int, int]] = {}  # → goid, tid, t
+        # trace id + span id (24 bytes) → packed goid, tid, t (see marker())
+        self.markers: dict[bytes, bytes] = {}
         self.children: dict[int, list[tuple[int, int]]] = {}  # parent → [(t, child)]
         # per arbitrated kind (PARK, GC_STW, GC_ASSIST): the sources that reported it
         self.park_sources: dict[int, set[int]] = {}
@@ -342,6 +344,14 @@ class ProcTimeline:
         return any(a < end and start < b for a, b in _CLAIM.iter_unpack(lst))
 
     # -- queries -------------------------------------------------------------------
+
+    def marker(self, trace_id: bytes, span_id: bytes) -> tuple[int, int] | None:
+        """(goid, tid) of the span marker of this span, if one was seen."""
+        v = self.markers.get(trace_id + span_id)
+        if v is None:
+            return None
+        goid, tid, _ = _MARK.unpack(v)
+        return goid, tid
 
     def arbitrated(self, code: int) -> bool:
         """True when more than one source reported this kind (then only `prefer` counts):
@@ -528,10 +538,13 @@ class Timelines:
                 continue
             elif kind == "span_marker":
                 a = e.attrs
-                key = (_hex(a.get("trace_id", "")), _hex(a.get("span_id", "")))
-                if key not in tl.markers:
-                    tl.markers[key] = (goid, tid, start)
-                    stored += 1
+                try:
+                    key = _id_bytes(a.get("trace_id", b"")) + _id_bytes(a.get("span_id", b""))
+                    if key not in tl.markers:
+                        tl.markers[key] = _MARK.pack(goid, tid, start)
+                        stored += 1
+                except (ValueError, TypeError, struct.error):
+                    pass  # not hex ids, or out of range: no span can match it
                 continue
             elif kind == "lineage":
                 a = e.attrs
@@ -661,7 +674,7 @@ class Timelines:
             if markers:
                 old = []
                 for k, v in markers.items():
-                    if v[2] >= cutoff:
+                    if _MARK.unpack(v)[2] >= cutoff:
                         break
                     old.append(k)
                 for k in old:
@@ -685,6 +698,6 @@ class Timelines:
         return removed
 
 
-def _hex(v: object) -> str:
-    """A span marker id as lowercase hex (receivers send hex text; bytes are accepted)."""
-    return v.hex() if isinstance(v, bytes | bytearray) else str(v).lower()
+def _id_bytes(v: object) -> bytes:
+    """A span marker id as bytes (receivers send hex text; bytes are accepted)."""
+    return bytes(v) if isinstance(v, bytes | bytearray) else bytes.fromhex(str(v))
