@@ -17,12 +17,13 @@ GoStart ends no park: the GoUnblock before it does (a park's end is when the gor
 became runnable), even when a skewed clock stamps the unblock after the start.
 
 An event is a tuple `(time_ns, type, g, x)`: `g` is the goroutine running on the event's
-M when it happened (0: none), except for GoStart / GoUnblock / GoSwitch*, where it is the
-goroutine started / unblocked; `x` is the block reason's string id for GoBlock, the
-unblocking goroutine for GoUnblock, 0 for GoStart, and the first three arguments after
-the timestamp delta `(a1, a2, a3)` for every other type (0 where the event has fewer; a
-later argument, always a stack id, is skipped, and so are multi-byte arguments the
-interpreter never reads — see `_WANT`). Time is trace-clock ns computed exactly as Go
+M when it happened (0: none; before the event's own effect on it), except for GoStart /
+GoUnblock, where it is the goroutine started / unblocked; `x` is the block reason's
+string id for GoBlock, the unblocking goroutine for GoUnblock, 0 for GoStart, (0, 0, 0)
+for GoSyscallBegin/End and GoStop (nobody reads their arguments), and the first three
+arguments after the timestamp delta `(a1, a2, a3)` for every other type (0 where the
+event has fewer; a later argument, always a stack id, is skipped, and so are multi-byte
+arguments the interpreter never reads — see `_WANT`). Time is trace-clock ns computed exactly as Go
 does (float64 ns-per-tick times the batch base, plus each delta converted separately),
 plus `offset_ns` (0 for trace clock, the generation's wall-clock offset for wall time).
 
@@ -133,10 +134,11 @@ def decode_batch(
     """All events of one batch, in order. `floor_ns`: last time of the M's previous batch.
 
     The parser's hottest loop. It indexes a list of the batch's bytes (CPython
-    specialises list indexing, not bytes indexing), inlines one-byte varints, handles the
-    three events that make up most of any trace (GoStart, GoBlock, GoUnblock) in their
-    own branches, builds one small tuple per event handed on, and skips rather than
-    decodes the long varints nobody reads (sequence numbers, stacks).
+    specialises list indexing, not bytes indexing), inlines one- and two-byte varints,
+    handles the events that make up most of any trace (GoStart, GoBlock, GoUnblock; then
+    GoSyscallBegin/End, GoStop) in their own branches, builds one small tuple per event
+    handed on, and skips rather than decodes the varints nobody reads (sequence numbers,
+    stacks; every argument of GoSyscallBegin/End and GoStop, handed on as (0, 0, 0)).
     """
     raw = b.data
     end = len(raw)
