@@ -217,7 +217,21 @@ struct tcp_count_key {
 
 /* ---- shared maps ---- */
 BPF_HASH(targets, u32, struct target_info, 4096);
-BPF_HASH(tid_goid, u32, u64, GOBLOCK_MAX_TIDS);
+
+/* Per target thread, in task-local storage (created by the syscalls program at a target
+ * thread's sys_enter, freed by the kernel with the task): the syscall in flight, and the
+ * goroutine id read at the thread's last sys_enter.  The scheduler program copies that
+ * goid at switch-out, where `current` is the thread (it cannot read user memory itself,
+ * DESIGN §4); a thread makes no syscall while off-CPU, so it is still the goid at
+ * switch-in. */
+struct thread_state {
+    u64 ts;         /* sys_enter of the syscall in flight; 0 = none */
+    u64 arg0;
+    u64 goid;
+    u32 nr;
+    u32 _pad;
+};
+BPF_TASK_STORAGE(thread_state, struct thread_state);
 BPF_ARRAY(config, u64, CFG_MAX);
 BPF_PERCPU_ARRAY(lost, u64, LOST_MAX);
 

@@ -35,7 +35,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
-    tid_goid.delete(&tid); /* (the syscalls program's per-thread state is task storage) */
+    /* (per-thread syscall state and goid: task storage, freed with the task) */
 #ifdef GOBLOCK_SCHED
     offcpu_start.delete(&tid);
 #endif

@@ -4,8 +4,9 @@
  * switch-out of a target thread starts an off-CPU interval, "preempted" when it was still
  * runnable (no sleep bit in prev_state; it also enters the run queue now) or "blocked";
  * a wakeup puts a blocked thread on the run queue; switch-in ends both.  Intervals and
- * run-queue waits ≥ the threshold are emitted; all go into log2 histograms.  The goid
- * comes from tid_goid (cached at sys_enter): user memory cannot be read in sched_switch.
+ * run-queue waits ≥ the threshold are emitted; all go into log2 histograms.  The goid is
+ * the one the syscalls program read at the thread's last sys_enter (thread_state), copied
+ * at switch-out: user memory cannot be read in sched_switch.
  *
  * Cost.  sched_switch and sched_wakeup run for every context switch and wakeup on the
  * host.  A target thread's offcpu_start entry is kept for the thread's life (deleted at
@@ -20,6 +21,7 @@
 struct offcpu_start {
     u64 ts;       /* switch-out; 0 = no interval open */
     u64 runq_ts;  /* entered the run queue (wakeup / preemption / new); 0 = not yet */
+    u64 goid;     /* at switch-out, from thread_state; 0 = unknown */
     u32 tgid;
     u8 state;     /* OFFCPU_* ; 0 = a new thread that never ran */
     u8 runq_cause;
@@ -38,18 +40,17 @@ static __always_inline void sched_hist_add(u32 series, u64 ns)
         *n += 1;
 }
 
-static __always_inline void sched_emit(u8 kind, u8 state, u32 tgid, u32 tid, u64 start,
-                                       u64 end, u64 runq_ns)
+static __always_inline void sched_emit(u8 kind, u8 state, u32 tgid, u32 tid, u64 goid,
+                                       u64 start, u64 end, u64 runq_ns)
 {
     struct sched_event *e = sched_events.ringbuf_reserve(sizeof(*e));
     if (!e) {
         count_lost(LOST_SCHED);
         return;
     }
-    u64 *g = tid_goid.lookup(&tid);
     e->start_ns = start;
     e->end_ns = end;
-    e->goid = g ? *g : 0;
+    e->goid = goid;
     e->runq_ns = runq_ns;
     e->pid = tgid;
     e->tid = tid;
@@ -71,8 +72,14 @@ TRACEPOINT_PROBE(sched, sched_switch)
             /* still runnable: the tracepoint reports TASK_RUNNING (0) or, for a preemption,
              * TASK_REPORT_MAX (0x100, "R+"); any bit in the low byte is a sleep state */
             u8 preempted = (args->prev_state & 0xff) == 0;
+            u64 goid = 0;
+            struct thread_state *th =
+                thread_state.task_storage_get(bpf_get_current_task_btf(), 0, 0);
+            if (th)
+                goid = th->goid;
             struct offcpu_start *o = offcpu_start.lookup(&prev);
             if (o) {
+                o->goid = goid;
                 o->runq_ts = preempted ? now : 0;
                 o->tgid = tgid;
                 o->state = preempted ? OFFCPU_PREEMPTED : OFFCPU_BLOCKED;
@@ -81,6 +88,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
             } else {
                 struct offcpu_start n = {};
                 n.ts = now;
+                n.goid = goid;
                 n.tgid = tgid;
                 n.state = preempted ? OFFCPU_PREEMPTED : OFFCPU_BLOCKED;
                 if (preempted) {
@@ -97,7 +105,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
         return 0;
     if (!now)
         now = bpf_ktime_get_ns();
-    u64 ts = s->ts, runq_ts = s->runq_ts;
+    u64 ts = s->ts, runq_ts = s->runq_ts, goid = s->goid;
     u32 tgid = s->tgid;
     u8 state = s->state, cause = s->runq_cause;
     s->ts = 0; /* disarmed: the entry stays for the thread's next switch-out */
@@ -107,7 +115,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
     if (runq_ts) {
         sched_hist_add(SCHED_HIST_RUNQ, runq);
         if (runq >= thr)
-            sched_emit(SCHED_RUNQ, cause, tgid, next, runq_ts, now, runq);
+            sched_emit(SCHED_RUNQ, cause, tgid, next, goid, runq_ts, now, runq);
     }
     if (state) {
         u64 off = now - ts;
@@ -115,7 +123,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
                                                  : SCHED_HIST_OFFCPU_BLOCKED,
                        off);
         if (off >= thr)
-            sched_emit(SCHED_OFFCPU, state, tgid, next, ts, now, runq);
+            sched_emit(SCHED_OFFCPU, state, tgid, next, goid, ts, now, runq);
     }
     return 0;
 }

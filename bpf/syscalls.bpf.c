@@ -3,28 +3,19 @@
  * In kernel: filter by the targets map, time each syscall, aggregate a log2 latency
  * histogram per syscall number, and emit an event for each episode ≥ the configured
  * threshold.  User space names the syscall and resolves the fd (arg0) to its target.
- * sys_enter is also where the thread's goroutine id is read and cached (tid_goid) for the
+ * sys_enter is also where the thread's goroutine id is read and kept (thread_state) for the
  * scheduler programs, which cannot read user memory.
  *
  * Cost.  Both tracepoints run for every syscall of every process on the host, so the
  * non-target paths are kept short: sys_enter does one hash lookup (targets); sys_exit
- * none — the syscall in flight lives in task-local storage (BPF_TASK_STORAGE, created only
- * for target threads), so a thread without it is out after one pointer check.  For target
- * threads: no hash update or delete per syscall (the storage slot is rewritten in place,
- * tid_goid is written only when the thread's goroutine changed), per-CPU array histograms.
+ * none — the syscall in flight lives in task-local storage (thread_state in goblock.h,
+ * created only for target threads), so a thread without it is out after one pointer
+ * check.  For target threads: no hash update or delete per syscall (the storage slot is
+ * rewritten in place, and the goid stays there for the scheduler program instead of a
+ * tid-keyed hash), per-CPU array histograms.
  */
 #include "goblock.h"
 
-/* per target thread; freed by the kernel with the task */
-struct syscall_task {
-    u64 ts;         /* sys_enter of the syscall in flight; 0 = none */
-    u64 arg0;
-    u64 goid;       /* read at that sys_enter; also the value last put in tid_goid */
-    u32 nr;
-    u32 _pad;
-};
-
-BPF_TASK_STORAGE(syscall_task, struct syscall_task);
 BPF_PERCPU_ARRAY(syscall_hist, u64, GOBLOCK_SYSCALL_NR_MAX * GOBLOCK_HIST_SLOTS);
 BPF_PERCPU_ARRAY(syscall_sum, u64, GOBLOCK_SYSCALL_NR_MAX);
 BPF_RINGBUF_OUTPUT(syscall_events, GOBLOCK_RING_PAGES);
@@ -36,16 +27,12 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter)
     struct target_info *t = targets.lookup(&tgid);
     if (!t)
         return 0;
-    struct syscall_task *s = syscall_task.task_storage_get(
+    struct thread_state *s = thread_state.task_storage_get(
         bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!s)
         return 0;
     u64 now = bpf_ktime_get_ns();
     u64 goid = read_goid(t->goid_off);
-    if (goid != s->goid) {
-        u32 tid = (u32)pid_tgid;
-        tid_goid.update(&tid, &goid);
-    }
     s->ts = now;
     s->nr = (u32)args->id;
     s->arg0 = args->args[0];
@@ -58,7 +45,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter)
 
 TRACEPOINT_PROBE(raw_syscalls, sys_exit)
 {
-    struct syscall_task *s = syscall_task.task_storage_get(bpf_get_current_task_btf(), 0, 0);
+    struct thread_state *s = thread_state.task_storage_get(bpf_get_current_task_btf(), 0, 0);
     if (!s || !s->ts)
         return 0;
     u64 now = bpf_ktime_get_ns();

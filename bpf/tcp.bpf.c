@@ -136,7 +136,7 @@ TRACEPOINT_PROBE(tcp, tcp_probe)
     struct sk_owner *o = sk_owner.lookup(&sk);
     if (!o)
         return 0;
-    u64 now = bpf_ktime_get_ns();
+    u64 now = bpf_ktime_get_ns(); /* (bpf_ktime_get_coarse_ns: not for tracing programs) */
     u32 snd_wnd = args->snd_wnd, rcv_wnd = args->rcv_wnd;
     u8 type = 0;
     if ((snd_wnd == 0 && o->last_snd_wnd != 0) || (rcv_wnd == 0 && o->last_rcv_wnd != 0))
