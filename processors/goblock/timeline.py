@@ -241,9 +241,12 @@ class Candidates:
         data = recs.data
         i, n = self.head, len(recs)
         out = []
-        while i < n and _unpack_rec(data, i * _REC_SIZE)[0] < cutoff:
-            s, e, code, detail, tid, src = recs.rec(i)
-            out.append((s, e, code, detail, _unpack_q(goids, i * 8)[0], tid, src))
+        append = out.append
+        while i < n:
+            s, e, m = _unpack_rec(data, i * _REC_SIZE)
+            if s >= cutoff:
+                break
+            append((s, e, m & 15, _lget(recs, i), _unpack_q(goids, i * 8)[0], m >> 8, (m >> 4) & 3))
             i += 1
         self.head = i
         if i > 4096 and i * 2 > n:  # compact: drop the consumed front
@@ -271,6 +274,8 @@ class ProcTimeline:
         "park_sources",
         "pid",
         "stw",
+        "union_ends",
+        "union_starts",
     )
 
     def __init__(self, pid: int) -> None:
@@ -286,12 +291,14 @@ class ProcTimeline:
         self.done: dict[int, int] = {}  # goid → end of the last span joined on it
         self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
         self.exe: str | None = None
-        # windows joined spans claimed, packed: per goroutine (start, end) pairs in join
-        # order, and (end, start, goroutine) per span and goroutine in join order (goroutine
-        # 0 for a span joined to none; every span counts for the process-wide
-        # stop-the-world)
+        # windows joined spans claimed: per goroutine (start, end) pairs in join order,
+        # packed, with (end, start, goroutine) per span and goroutine in join order to
+        # forget them; for the process-wide stop-the-world (any span counts) the union of
+        # all spans' windows as sorted disjoint intervals (a handful under load)
         self.claims: dict[int, bytes | bytearray] = {}
         self.claim_order = bytearray()
+        self.union_starts: list[int] = []
+        self.union_ends: list[int] = []
         # waits that may turn out unclaimed, in ingest order
         self.candidates = Candidates()
 
@@ -299,7 +306,6 @@ class ProcTimeline:
         """A span [start, end] covered these goroutines (and, always, the process)."""
         claims, order = self.claims, self.claim_order
         pair = _CLAIM.pack(start, end)
-        n = 0
         for g in goroutines:
             lst = claims.get(g)
             if lst is None:
@@ -309,9 +315,17 @@ class ProcTimeline:
             else:
                 lst += pair
             order += _ORDER.pack(end, start, g)
-            n += 1
-        if not n:
-            order += _ORDER.pack(end, start, 0)
+        # the union: merge with every interval it overlaps or touches
+        us, ue = self.union_starts, self.union_ends
+        i = bisect_left(ue, start)
+        j = bisect_right(us, end, i)
+        if i == j:
+            us.insert(i, start)
+            ue.insert(i, end)
+        else:
+            s0, e0 = us[i], ue[j - 1]
+            us[i:j] = [start if start < s0 else s0]
+            ue[i:j] = [end if end > e0 else e0]
 
     def forget_claims(self, cutoff: int) -> None:
         """Drop claims that ended before `cutoff`; O(claims dropped)."""
@@ -322,22 +336,27 @@ class ProcTimeline:
             if end >= cutoff:
                 break
             pos += _ORDER.size
-            if g:
-                lst = claims.get(g)
-                if lst is None:
-                    continue
-                if len(lst) <= _CLAIM.size:
-                    del claims[g]
-                elif type(lst) is bytes:
-                    claims[g] = lst[_CLAIM.size :]
-                else:
-                    del lst[: _CLAIM.size]
+            lst = claims.get(g)
+            if lst is None:
+                continue
+            if len(lst) <= _CLAIM.size:
+                del claims[g]
+            elif type(lst) is bytes:
+                claims[g] = lst[_CLAIM.size :]
+            else:
+                del lst[: _CLAIM.size]
         if pos:
             del order[:pos]  # a bytearray drops its front in O(1)
+        k = bisect_left(self.union_ends, cutoff)
+        if k:
+            del self.union_starts[:k]
+            del self.union_ends[:k]
 
     def claimed(self, goid: int, start: int, end: int) -> bool:
-        if not goid:
-            return any(a < end and start < b for b, a, _ in _ORDER.iter_unpack(self.claim_order))
+        if not goid:  # any span of the process
+            ue = self.union_ends
+            i = bisect_right(ue, start)
+            return i < len(ue) and self.union_starts[i] < end
         lst = self.claims.get(goid)
         if not lst:
             return False
