@@ -217,7 +217,8 @@ def _goroutine_segs(
             if start <= t <= wake:
                 out.goroutines.add(child)
                 last = tl.last_activity(child, prefer)
-                if seg[0] < last <= wake + _WAKE_SLACK_NS and last > best_end:
+                # (a child spawned after this segment cannot be what it waited on)
+                if seg[0] < last <= wake + _WAKE_SLACK_NS and last > best_end and t < seg[1]:
                     best, best_t, best_end = child, t, last
         if not best:
             result.append(seg)
