@@ -4,9 +4,10 @@ Part 1 — side by side in one run: the gbfx HTTP server (tests/ebpf/fixtures/gb
 fixed load on loopback (gbfx load: fixed concurrency, closed loop; with --rate, paced to a
 fixed request rate), rounds with the receiver off and on (syscalls + scheduler + TCP,
 targeting the server's pid) in ABBA order (off,on then on,off) so that drift cancels.
-Prints throughput, p50/p99 latency and the agent's own CPU (user+sys of this process over
-the round, in % of one core) per round, then the on/off ratio of each adjacent pair
-(median and spread), and the BPF programs' own run time per program
+Prints throughput, p50/p99 latency, CPU per request (server + load driver + agent, user+sys)
+and the agent's own CPU (this process over the round, in % of one core) per round, then
+the on/off ratio of each adjacent pair (median and spread), and the BPF programs' own run
+time per program
 (kernel.bpf_stats_enabled: run_time_ns / run_cnt from the program fds' fdinfo).  BPF time
 is charged to whichever task hit the tracepoint (server, load driver, anything else on
 the host), not to the agent's process.
@@ -74,8 +75,9 @@ def free_port() -> int:
 
 
 def run_load(binary: Path, port: int, conc: int, seconds: int, rate: int = 0) -> dict[str, float]:
+    """One load run; also the load driver's CPU seconds (its rusage)."""
     # the target is the server's pid: the load driver (same binary) is not a target
-    out = subprocess.run(
+    p = subprocess.Popen(
         [
             str(binary),
             "load",
@@ -84,12 +86,19 @@ def run_load(binary: Path, port: int, conc: int, seconds: int, rate: int = 0) ->
             str(seconds),
             str(rate),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-        check=True,
-    ).stdout
+    )
+    assert p.stdout is not None
+    out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"load driver exited {p.returncode}: {out}")
     vals = dict(re.findall(r"(\w+)=([\d.]+)", out))
-    return {k: float(v) for k, v in vals.items() if k in ("rps", "p50_us", "p99_us", "requests")}
+    res = {k: float(v) for k, v in vals.items() if k in ("rps", "p50_us", "p99_us", "requests")}
+    res["driver_cpu_s"] = ru.ru_utime + ru.ru_stime
+    return res
 
 
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
@@ -119,6 +128,7 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int, rate: int, extr
             pass
         run_load(binary, port, conc, 1, rate)  # warm-up
         me = psutil.Process()
+        srv = psutil.Process(server.pid)
         results: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
         bpf_ns: dict[str, list[int]] = {}  # program -> [run_time_ns, run_cnt] over on-rounds
         on_wall = 0.0
@@ -133,10 +143,18 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int, rate: int, extr
                     ).start()
                     s0 = prog_stats(r.receiver)
                 cpu0 = sum(me.cpu_times()[:2])
+                srv0 = sum(srv.cpu_times()[:2])
                 t0 = time.monotonic()
                 res = run_load(binary, port, conc, seconds, rate)
                 wall = time.monotonic() - t0
-                res["agent_cpu_pct"] = 100 * (sum(me.cpu_times()[:2]) - cpu0) / wall
+                agent_s = sum(me.cpu_times()[:2]) - cpu0
+                res["agent_cpu_pct"] = 100 * agent_s / wall
+                # CPU per request of everything the run involves (server + load driver +
+                # agent; BPF time is charged to the tasks that hit the tracepoints): on a
+                # machine shared with other work this is steadier than throughput, and
+                # when the run is CPU-bound, throughput loss ≈ 1 - off/on of it
+                total_s = sum(srv.cpu_times()[:2]) - srv0 + res["driver_cpu_s"] + agent_s
+                res["cpu_us_per_req"] = 1e6 * total_s / max(res["requests"], 1)
                 if r is not None:
                     s1 = prog_stats(r.receiver)
                     on_wall += wall
@@ -154,7 +172,8 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int, rate: int, extr
                 results[mode].append(res)
                 print(
                     f"  {mode:3s}: rps={res['rps']:8.0f}  p50={res['p50_us']:6.0f}us  "
-                    f"p99={res['p99_us']:6.0f}us  agent_cpu={res['agent_cpu_pct']:5.1f}%"
+                    f"p99={res['p99_us']:6.0f}us  cpu/req={res['cpu_us_per_req']:5.1f}us  "
+                    f"agent_cpu={res['agent_cpu_pct']:5.1f}%"
                     + (
                         f"  bpf={res['bpf_pct']:4.1f}%  events={res['events']} lost={res['lost']}"
                         if mode == "on"
@@ -167,12 +186,12 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int, rate: int, extr
             return statistics.median(x[key] for x in results[mode])
 
         print("\nmedians            off        on     on/off")
-        for key in ("rps", "p50_us", "p99_us", "agent_cpu_pct"):
+        for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "agent_cpu_pct"):
             off, on = med("off", key), med("on", key)
             ratio = on / off if off else float("nan")
             print(f"  {key:14s} {off:9.1f} {on:9.1f}   {ratio:6.3f}")
         print("\non/off of each adjacent pair: median [min .. max]")
-        for key in ("rps", "p50_us", "p99_us"):
+        for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req"):
             pairs = zip(results["off"], results["on"], strict=True)
             ratios = [on[key] / off[key] for off, on in pairs]
             print(f"  {key:14s} {spread(ratios)}")
