@@ -41,7 +41,7 @@
  * lookup and a plain increment, where a hash map cost a hash, a bucket walk and an atomic
  * on a line every CPU writes.  Syscall histograms are indexed by nr * SLOTS + slot for
  * nr < GOBLOCK_SYSCALL_NR_MAX (x86_64 and arm64 numbers are below 512; x32 ones, bit 30
- * set, are left out of the histogram, not of the events). */
+ * set, are left out of the histogram, not of the events): 128 KiB per CPU. */
 #define GOBLOCK_SYSCALL_NR_MAX 512
 /* sched histogram series (index series * SLOTS + slot) */
 #define SCHED_HIST_RUNQ 0
