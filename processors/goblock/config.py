@@ -16,7 +16,7 @@ class Config:
     # events still held when it is joined)
     retention: Duration = Duration(30.0)
     # upper bound of events held over all processes; beyond it the oldest are dropped
-    max_events: int = 1_000_000  # ~200-250 B each: ~250 MiB at most
+    max_events: int = 1_000_000  # ~35-205 B each (README): ~200 MiB at most
     # how long a span waits for late events before it leaves enriched (0: join at once)
     join_delay: Duration = Duration(2.0)
     # waits shorter than this do not become child spans (their time is still counted)
