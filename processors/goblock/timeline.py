@@ -102,8 +102,7 @@ class Recs(list):
 
     __slots__ = ("data", "last", "ordered")
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self) -> None:  # the list itself starts empty: no list.__init__ needed
         self.data = bytearray()
         self.last = -_I64  # start of the last record appended
         self.ordered = True
@@ -490,6 +489,7 @@ class Timelines:
         details = self._details
         sources = SOURCES
         pack_rec = _pack_rec
+        pack_q = _pack_q
         for e in events:
             kind = e.kind
             start, end = e.start_ns, e.end_ns
@@ -586,8 +586,10 @@ class Timelines:
                     continue
             else:
                 continue  # unknown kinds are ignored (a newer receiver than this processor)
-            if not (-_I64 <= start < _I64 and -_I64 <= end < _I64 and tid < _MAX_TID):
-                continue  # does not fit the columns (no receiver sends such times)
+            try:
+                packed = pack_rec(start, end, code | src << 4 | tid << 8)
+            except struct.error:
+                continue  # does not fit the int64 columns (no receiver sends such times)
             if goid and (not tid or (kind != "offcpu" and kind != "runqueue")):
                 done = tl.done
                 if done and start < done.get(goid, 0):
@@ -598,8 +600,11 @@ class Timelines:
                     self._touch.append((start, pid, _GOID, goid))
                 if end - start >= min_ep and (
                     (code == PARK and detail in PARK_CAUSE) or code in _CANDIDATE_CODES
-                ):
-                    tl.candidates.append((start, end, code, detail, tid, src), goid)
+                ):  # Candidates.append, inlined
+                    cands = tl.candidates
+                    cands.recs.data += packed
+                    cands.recs.append(detail)
+                    cands.goids += pack_q(goid)
             else:
                 lst = tl.by_tid.get(tid)
                 if lst is None:
@@ -609,7 +614,7 @@ class Timelines:
             if start < lst.last:
                 lst.ordered = False
             lst.last = start
-            lst.data += pack_rec(start, end, code | src << 4 | tid << 8)
+            lst.data += packed
             lst.append(detail)
             stored += 1
         if stored:
