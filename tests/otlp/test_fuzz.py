@@ -1,4 +1,4 @@
-"""Random bodies against a running receiver: every answer is one of the documented
+"""Random bodies and headers against a running receiver: every answer is one of the documented
 statuses (never a 500, never a hang) and the server keeps serving.
 
 200 is allowed: random bytes are sometimes a valid protobuf (unknown fields only, or an
@@ -136,4 +136,69 @@ def test_still_serving_after_fuzzing(fuzz_target: tuple[RunningReceiver, Any]) -
         r.http_url(), data=GOOD, headers={"Content-Type": "application/x-protobuf"}, timeout=10
     )
     assert resp.status_code == 200
+    assert len(r.consumer.traces) == before + 1
+
+
+# printable ASCII without leading/trailing blanks (the client refuses those itself)
+header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(
+    str.strip
+) | st.sampled_from(["gzip", "deflate", "br", "identity", "gzip, gzip", "GZIP", "x-gzip"])
+header_names = st.sampled_from(
+    [
+        "Content-Type",
+        "Content-Encoding",
+        "Accept",
+        "Accept-Encoding",
+        "Authorization",
+        "User-Agent",
+        "Expect",
+        "Connection",
+        "X-Forwarded-For",
+        "traceparent",
+        "X-Custom",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(headers=st.dictionaries(header_names, header_values, max_size=5))
+def test_random_http_headers_get_documented_statuses(
+    fuzz_target: tuple[RunningReceiver, requests.Session], headers: dict[str, str]
+) -> None:
+    """A valid body under random headers (framing headers left to the client): a
+    documented status, and a 200 really delivered the request."""
+    r, session = fuzz_target
+    if headers.get("Expect", "").lower().startswith("100"):
+        headers.pop("Expect")  # the client would wait for an interim response
+    before = len(r.consumer.traces)
+    resp = session.post(r.http_url(), data=GOOD, headers=headers, timeout=10)
+    assert resp.status_code in HTTP_OK, (resp.status_code, resp.text, headers)
+    if resp.status_code == 200:
+        assert len(r.consumer.traces) == before + 1, headers
+
+
+metadata_keys = st.from_regex(r"\A[a-z][a-z0-9_.-]{0,20}\Z").filter(
+    lambda k: (
+        not k.startswith("grpc-")
+        and not k.endswith("-bin")
+        and k not in ("te", "content-type", "user-agent")
+    )
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    metadata=st.lists(
+        st.tuples(metadata_keys, header_values),
+        max_size=5,
+    )
+)
+def test_random_grpc_metadata_is_ignored(
+    fuzz_target: tuple[RunningReceiver, requests.Session], metadata: list[tuple[str, str]]
+) -> None:
+    r, _ = fuzz_target
+    before = len(r.consumer.traces)
+    with grpc.insecure_channel(r.grpc_target) as ch:
+        call = ch.unary_unary(TRACES, request_serializer=None, response_deserializer=None)
+        call(GOOD, metadata=metadata, timeout=10)
     assert len(r.consumer.traces) == before + 1
