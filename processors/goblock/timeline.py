@@ -197,6 +197,19 @@ class Recs(list):
 
     def expire(self, cutoff: int) -> int:
         """Remove the records that ended before `cutoff`; returns how many."""
+        data = self.data
+        # a short-lived goroutine, all in the past (the common case): no search
+        if (
+            self.ordered
+            and self.last < cutoff
+            and len(self) <= 8
+            and all(e < cutoff for _, e, _ in _REC.iter_unpack(data))
+        ):
+            n = len(self)
+            del data[:]
+            del self[:]
+            self.last = -_I64
+            return n
         self.sort()
         data = self.data
         i = self._bisect(cutoff, cutoff)[0]
@@ -626,10 +639,10 @@ class Timelines:
         return self.total > self.max_events
 
     def drop_oldest(self) -> int:
-        """Drop the oldest events until at most 98% of max_events remain (a little
+        """Drop the oldest events until at most 99% of max_events remain (a little
         hysteresis, so a full timeline does not prune on every batch, but small steps: a
         prune is a pause of the event loop, ~1 ms per 2,000 events); returns how many went."""
-        target = int(self.max_events * 0.98)
+        target = int(self.max_events * 0.99)
         dropped = 0
         while self.total > target and self._batches:
             excess = self.total - target
