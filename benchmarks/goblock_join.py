@@ -68,7 +68,11 @@ class Sink:
         self.bytes += len(data.serialized())  # the exporter would serialize
 
 
-def build(n: int, pid: int, t0: int) -> tuple[list[bytes], list[list[Event]]]:
+def build(
+    n: int, pid: int, t0: int, spacing_ns: int = 2 * MS // 10
+) -> tuple[list[bytes], list[list[Event]]]:
+    """n spans starting `spacing_ns` apart from t0 (default 5k/s of app time), each 20 ms
+    long, with their events inside them (a span and its events share the same times)."""
     reqs, evs = [], []
     for r in range(n // PER_REQUEST):
         req = ExportTraceServiceRequest()
@@ -83,7 +87,7 @@ def build(n: int, pid: int, t0: int) -> tuple[list[bytes], list[list[Event]]]:
             k = r * PER_REQUEST + i
             goid = 1000 + k
             tid = 100 + k % 500  # a thread runs one of these goroutines at a time
-            start = t0 + k * 2 * MS // 10  # overlapping spans, 5k/s of app time
+            start = t0 + k * spacing_ns  # overlapping spans
             end = start + 20 * MS
             s = ss.spans.add()
             s.trace_id = (k + 1).to_bytes(16, "big")
@@ -438,17 +442,16 @@ async def serve(path: str, profile: str | None) -> None:
 
 async def live(rate: int, seconds: float, profile: str | None) -> None:
     n = int(rate * seconds) // PER_REQUEST * PER_REQUEST
-    t_base = time.time_ns() + 3_000 * MS  # spans happen "now" as they are fed
-    # each request's spans are spread over its feeding interval
+    # spans (and their events) happen "now" as they are fed: one request's 100 spans over
+    # its feeding interval. Building the inputs takes a while: time a small build, start
+    # the spans after the whole build would be done, and wait for that moment.
     interval = PER_REQUEST / rate
-    reqs, evs = build(n, PID, t_base)
-    scale = interval * 1e9 / (PER_REQUEST * 2 * MS // 10)  # build spaces spans 0.2 ms apart
-    for batch in evs:
-        for e in batch:
-            off = e.start_ns - t_base
-            dur = e.end_ns - e.start_ns
-            e.start_ns = t_base + int(off * scale)
-            e.end_ns = e.start_ns + dur
+    spacing = int(interval * 1e9) // PER_REQUEST
+    t = time.monotonic()
+    build(10 * PER_REQUEST, PID, 0, spacing)
+    estimate = (time.monotonic() - t) * n / (10 * PER_REQUEST) * 1.6 + 2.0
+    t_base = time.time_ns() + int(estimate * 1e9)
+    reqs, evs = build(n, PID, t_base, spacing)
     fields = attrgetter("kind", "pid", "tid", "goid", "start_ns", "end_ns", "attrs", "source")
     blobs = [pickle.dumps([fields(e) for e in b], protocol=pickle.HIGHEST_PROTOCOL) for b in evs]
     n_events = sum(map(len, evs))
@@ -460,6 +463,11 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
     gc.collect()
     gc.freeze()
     tmp = tempfile.mkdtemp(prefix="goblock-bench-")
+    early = (t_base - time.time_ns()) / 1e9 - 1.0  # the child starts in ~1 s
+    if early > 0:
+        await asyncio.sleep(early)
+    else:
+        print(f"(inputs built {-early:.1f} s late: the first events are that old)")
     path = os.path.join(tmp, "sock")
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", path]
     if profile:
@@ -508,7 +516,8 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
     print(
         f"added latency (due to be sent → handed on by goblock): p50 {p(0.5):.0f} ms, "
         f"p99 {p(0.99):.0f} ms, max {lat[-1] * 1e3:.0f} ms over {len(lat)} requests "
-        f"({res['missing']} not out within 10 s of the end)"
+        f"({res['missing']} not out within 10 s of the end); "
+        f"{res['spans_out'] / n:.1f} spans out per app span (episode children included)"
     )
     print(
         f"pipeline CPU {cpu_fed / fed * 100:.0f}% of one core while fed "
