@@ -21,6 +21,7 @@ the SDK's End can fire the uprobe twice for one span.
 from __future__ import annotations
 
 import struct
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -98,14 +99,17 @@ class Recs(list):
     survives it — one object per short-lived goroutine, not five. Reads as a sequence
     of `Rec` tuples (iteration, indexing, `==` with a list), built on demand: only the
     few records a query finds become tuples. `len()` is the number of records; `append`
-    (the list's) adds a detail, `add_rec` a whole record."""
+    (the list's) adds a detail, `add_rec` a whole record. A long key (a thread, a
+    long-lived goroutine) also keeps its starts in an int64 array, made at its first
+    search, for bisect without building views."""
 
-    __slots__ = ("data", "last", "ordered")
+    __slots__ = ("data", "last", "ordered", "starts")
 
     def __init__(self) -> None:  # the list itself starts empty: no list.__init__ needed
         self.data = bytearray()
         self.last = -_I64  # start of the last record appended
         self.ordered = True
+        self.starts: array[int] | None = None
 
     def add_rec(self, start: int, end: int, code: int, detail: Any, tid: int, src: int) -> None:
         if start < self.last:
@@ -113,6 +117,8 @@ class Recs(list):
         self.last = start
         self.data += _pack_rec(start, end, code | src << 4 | tid << 8)
         self.append(detail)
+        if self.starts is not None:
+            self.starts.append(start)
 
     def rec(self, i: int) -> Rec:
         s, e, m = _unpack_rec(self.data, i * _REC_SIZE)
@@ -157,14 +163,21 @@ class Recs(list):
         )
         self.data = bytearray(b"".join(_pack_rec(s, e, m) for s, e, m, _ in recs))
         self[:] = [r[3] for r in recs]
+        self.starts = None
         self.last = recs[-1][0] if recs else -_I64
         self.ordered = True
 
     def _bisect(self, lo_t: int, hi_t: int) -> tuple[int, int]:
         """(first index starting at or after lo_t, first index starting after hi_t)."""
-        with memoryview(self.data) as m, m.cast("q") as q, q[::3] as starts:
-            hi = bisect_right(starts, hi_t)
-            return bisect_left(starts, lo_t, 0, hi), hi
+        starts = self.starts
+        if starts is None:
+            if len(self) <= 8:
+                with memoryview(self.data) as m, m.cast("q") as q, q[::3] as view:
+                    hi = bisect_right(view, hi_t)
+                    return bisect_left(view, lo_t, 0, hi), hi
+            starts = self.starts = array("q", [s for s, _, _ in _REC.iter_unpack(self.data)])
+        hi = bisect_right(starts, hi_t)
+        return bisect_left(starts, lo_t, 0, hi), hi
 
     def overlapping(self, start: int, end: int) -> list[Rec]:
         """Records overlapping [start, end] (sorted first).
@@ -209,6 +222,7 @@ class Recs(list):
             del data[:]
             del self[:]
             self.last = -_I64
+            self.starts = None
             return n
         self.sort()
         data = self.data
@@ -219,10 +233,13 @@ class Recs(list):
         if not keep:
             del data[: i * _REC_SIZE]
             del self[:i]
+            if self.starts is not None:
+                del self.starts[:i]
         else:
             head = b"".join(data[j * _REC_SIZE : (j + 1) * _REC_SIZE] for j in keep)
             self.data = bytearray(head) + data[i * _REC_SIZE :]
             self[:] = [_lget(self, j) for j in keep] + _lget(self, slice(i, None))
+            self.starts = None
         if not len(self):
             self.last = -_I64
         return i - len(keep)
@@ -264,6 +281,7 @@ class Candidates:
         if i > 4096 and i * 2 > n:  # compact: drop the consumed front
             del data[: i * _REC_SIZE]
             del recs[:i]
+            recs.starts = None
             del goids[: i * 8]
             self.head = 0
         return out
@@ -629,6 +647,8 @@ class Timelines:
             lst.last = start
             lst.data += packed
             lst.append(detail)
+            if lst.starts is not None:
+                lst.starts.append(start)
             stored += 1
         if stored:
             self.total += stored
