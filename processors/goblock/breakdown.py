@@ -432,14 +432,26 @@ def describe(tl: ProcTimeline, seg: Seg, ms: str) -> str:
     return f"off-CPU {ms} ms"
 
 
+# id(segment) → (segment, its peer): the diagnosis and the episode span of one wait ask
+# for its peer in turn (the entry keeps the segment alive, so an id is never reused
+# while cached)
+_peer_memo: dict[int, tuple[Seg, tuple[str, str] | None]] = {}
+
+
 def episode_peer(tl: ProcTimeline, seg: Seg) -> tuple[str, str] | None:
     """(syscall, peer) of a netpoll wait: the fd the park itself names, else the socket
     syscall right before the park (the read that returned EAGAIN)."""
+    got = _peer_memo.get(id(seg))
+    if got is not None and got[0] is seg:
+        return got[1]
     target = getattr(seg[3], "target", "")
     if target and peer_of(target):
-        return (seg[3].op, peer_of(target))
-    goid = seg[4]
-    r = None
-    if goid:
-        r = tl.syscall_before(goid, seg[5], seg[0], _PEER_LOOKBACK_NS)
-    return (r[3][0], peer_of(r[3][1])) if r and peer_of(r[3][1]) else None
+        res: tuple[str, str] | None = (seg[3].op, peer_of(target))
+    else:
+        goid = seg[4]
+        r = tl.syscall_before(goid, seg[5], seg[0], _PEER_LOOKBACK_NS) if goid else None
+        res = (r[3][0], peer_of(r[3][1])) if r and peer_of(r[3][1]) else None
+    if len(_peer_memo) >= 4096:
+        _peer_memo.clear()
+    _peer_memo[id(seg)] = (seg, res)
+    return res
