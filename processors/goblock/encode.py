@@ -61,13 +61,24 @@ def attr_str(key: str, value: str, tag: bytes = SPAN_ATTR) -> bytes:
     # protobuf strings must be UTF-8: a path with undecodable bytes (surrogate escapes)
     # gets U+FFFD rather than failing the whole request
     vb = value.encode("utf-8", "replace")
-    av = b"\x0a" + varint(len(vb)) + vb
-    return _entry(_key(key) + b"\x12" + varint(len(av)) + av, tag)
+    kb = _key_cache.get(key) or _key(key)
+    n = len(vb)
+    if n < 126 and len(kb) + n < 124:  # every length fits one byte (the common case)
+        return b"".join(
+            (tag, _VARINT1[len(kb) + n + 4], kb, b"\x12", _VARINT1[n + 2], b"\x0a", _VARINT1[n], vb)
+        )
+    av = b"\x0a" + varint(n) + vb
+    return _entry(kb + b"\x12" + varint(len(av)) + av, tag)
 
 
 def attr_int(key: str, value: int, tag: bytes = SPAN_ATTR) -> bytes:
-    av = b"\x18" + varint(value)
-    return _entry(_key(key) + b"\x12" + varint(len(av)) + av, tag)
+    kb = _key_cache.get(key) or _key(key)
+    v = _VARINT1[value] if 0 <= value < 128 else varint(value)
+    n = len(v) + 1  # the AnyValue: tag 0x18 and the varint
+    if len(kb) + n < 125:
+        return b"".join((tag, _VARINT1[len(kb) + n + 2], kb, b"\x12", _VARINT1[n], b"\x18", v))
+    av = b"\x18" + v
+    return _entry(kb + b"\x12" + varint(len(av)) + av, tag)
 
 
 def attr_bool(key: str, value: bool, tag: bytes = SPAN_ATTR) -> bytes:
@@ -97,6 +108,19 @@ def span_entry(
     attributes: bytes,
 ) -> bytes:
     """A complete INTERNAL span as one `ScopeSpans.spans` entry (field 2)."""
+    if (
+        len(trace_id) == 16 and len(span_id) == 8 and len(parent_span_id) == 8 and len(name) < 128
+    ):  # the usual ids: their length prefixes are constants
+        body = b"".join(
+            (
+                b"\x0a\x10", trace_id, b"\x12\x08", span_id, b"\x22\x08", parent_span_id,
+                b"\x2a", _VARINT1[len(name)], name,
+                b"\x30\x01\x39", _pack_q(start), b"\x41", _pack_q(end),
+                attributes,
+            )
+        )  # fmt: skip
+        n = len(body)
+        return b"\x12" + (_VARINT1[n] if n < 128 else varint(n)) + body
     body = b"".join(
         (
             b"\x0a", varint(len(trace_id)), trace_id,
