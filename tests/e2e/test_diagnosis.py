@@ -159,13 +159,23 @@ def test_fsync_is_disk_with_the_file_named(
     assert eps and str(eps[0].attrs.get("goblock.file.path", "")).endswith(r.body["file"])
 
 
+GC_CAUSES, GC_REQUESTS = ("gc_assist", "gc_stw"), 5
+
+
 def test_gc_is_assist_or_stop_the_world(observed: DemoService, jaeger_client: JaegerClient) -> None:
-    r = hit(observed.url, "/gc?ms=300")
-    trace, span = server_span(jaeger_client, r.trace_id, "GET /gc")
-    assert span.attrs["goblock.cause"] in ("gc_assist", "gc_stw"), span.attrs
-    assert any(
-        e.attrs.get("goblock.cause") in ("gc_assist", "gc_stw") for e in episodes(trace, span)
-    )
+    """/gc is a CPU hog under GOGC=10: on a loaded 2-core host the GC's own workers hold
+    the Ps, so one span in several reads run queue or on-CPU rather than assist. Every
+    span must show real GC time and a GC episode; most must name GC as the cause."""
+    causes = []
+    for _ in range(GC_REQUESTS):
+        r = hit(observed.url, "/gc?ms=300")
+        trace, span = server_span(jaeger_client, r.trace_id, "GET /gc")
+        cats = categories(span)
+        gc_ms = cats.get("goblock.gc.assist.ms", 0) + cats.get("goblock.gc.stw.ms", 0)
+        assert gc_ms >= 0.1 * span.duration_ms, span.attrs
+        assert any(e.attrs.get("goblock.cause") in GC_CAUSES for e in episodes(trace, span))
+        causes.append(span.attrs["goblock.cause"])
+    assert sum(c in GC_CAUSES for c in causes) > GC_REQUESTS // 2, causes
 
 
 def test_controls_get_no_false_cause(observed: DemoService, jaeger_client: JaegerClient) -> None:

@@ -122,7 +122,12 @@ def test_demo_fsync_endpoint_gives_fsync_episodes_on_its_data_file(demo):
             if e.attrs["name"] == "fsync" and t0 <= e.start_ns <= t1
         ]
 
-    assert r.sink.wait_for(lambda: len(fsyncs()) >= 1)
+    def kernel_ms() -> float:
+        return sum(e.duration_ns for e in fsyncs()) / 1e6
+
+    # the episodes arrive over several polls: wait for the sum, not for the first one
+    r.sink.wait_for(lambda: kernel_ms() >= 0.5 * res["fsync_ms"])
+    assert fsyncs()
     # the handler closes and removes its file when it returns, possibly before the episodes
     # are decoded: the kernel's record of the file (inode, name) still names it — by path
     # once seen open, by basename at worst; never as another file or ""
@@ -130,6 +135,5 @@ def test_demo_fsync_endpoint_gives_fsync_episodes_on_its_data_file(demo):
     assert targets <= {str(data / res["file"]), res["file"]}, targets
     # the app's own sum of fsync time vs the kernel's (episodes ≥ 100 µs only): the kernel
     # can only see less, and not much less
-    kernel_ms = sum(e.duration_ns for e in fsyncs()) / 1e6
-    assert kernel_ms <= res["fsync_ms"] * 1.02 + 0.1
-    assert kernel_ms >= 0.5 * res["fsync_ms"], (kernel_ms, res)
+    assert kernel_ms() <= res["fsync_ms"] * 1.02 + 0.1
+    assert kernel_ms() >= 0.5 * res["fsync_ms"], (kernel_ms(), res)
