@@ -55,7 +55,8 @@
 #define CFG_TCP_PROBE_INTERVAL_NS 2
 #define CFG_PARK_THRESHOLD_NS 3
 #define CFG_ASSIST_THRESHOLD_NS 4
-#define CFG_MAX 5
+#define CFG_NETPOLL_PEERS 5 /* 1: emit EAGAIN socket syscalls of Go targets */
+#define CFG_MAX 6
 
 /* loss counter indices (per-CPU array) */
 #define LOST_SYSCALL 0

@@ -64,8 +64,10 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
     }
     /* A Go goroutine's read/write that returns EAGAIN is followed by a netpoll park ("IO
      * wait"); that short syscall is the only record of which socket the park waits on,
-     * so it is emitted whatever its duration (one per netpoll wait, not per syscall). */
-    if (dur < cfg(CFG_SYSCALL_THRESHOLD_NS) && !(args->ret == -EAGAIN && s->goid))
+     * so it is emitted whatever its duration (one per netpoll wait, not per syscall),
+     * unless the receiver's netpoll_peers is off. */
+    if (dur < cfg(CFG_SYSCALL_THRESHOLD_NS)
+        && !(args->ret == -EAGAIN && s->goid && cfg(CFG_NETPOLL_PEERS)))
         return 0;
     struct syscall_event *e = syscall_events.ringbuf_reserve(sizeof(*e));
     if (!e) {

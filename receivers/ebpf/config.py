@@ -82,6 +82,11 @@ class Config:
     syscall_threshold: Duration = field(default_factory=lambda: Duration(0.001))
     offcpu_threshold: Duration = field(default_factory=lambda: Duration(0.001))
     tcp_probe_interval: Duration = field(default_factory=lambda: Duration(1.0))
+    # Go targets: emit every socket read/write that returns EAGAIN (the syscall right
+    # before a netpoll park, the only record of which peer the park waits on). About one
+    # event per network wait: most of the agent's CPU on cheap requests. Off: netpoll
+    # waits keep their cause and duration but lose the peer address.
+    netpoll_peers: bool = True
     # When false, a machine that cannot run BPF logs the reason once and the pipeline runs
     # without this receiver; when true the collector fails at start with the doctor's text.
     required: bool = True

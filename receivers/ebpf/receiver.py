@@ -31,6 +31,7 @@ from otel_goblock.receivers.ebpf.config import Config
 from otel_goblock.receivers.ebpf.fdtarget import FdResolver
 from otel_goblock.receivers.ebpf.goruntime import GoRuntimeProbes, plan_for
 from otel_goblock.receivers.ebpf.program import (
+    CFG_NETPOLL_PEERS,
     CFG_OFFCPU_THRESHOLD_NS,
     CFG_SYSCALL_THRESHOLD_NS,
     CFG_TCP_PROBE_INTERVAL_NS,
@@ -174,6 +175,7 @@ class EbpfReceiver(Component):
             prog.set_config(CFG_SYSCALL_THRESHOLD_NS, int(c.syscall_threshold * 1e9))
             prog.set_config(CFG_OFFCPU_THRESHOLD_NS, int(c.offcpu_threshold * 1e9))
             prog.set_config(CFG_TCP_PROBE_INTERVAL_NS, int(c.tcp_probe_interval * 1e9))
+            prog.set_config(CFG_NETPOLL_PEERS, int(c.netpoll_peers))
             families = c.go_runtime.families()
             if families:
                 self.goprobes = GoRuntimeProbes(

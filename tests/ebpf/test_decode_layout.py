@@ -58,6 +58,7 @@ def test_python_constants_match_the_header():
     assert defines["CFG_SYSCALL_THRESHOLD_NS"] == program.CFG_SYSCALL_THRESHOLD_NS
     assert defines["CFG_OFFCPU_THRESHOLD_NS"] == program.CFG_OFFCPU_THRESHOLD_NS
     assert defines["CFG_TCP_PROBE_INTERVAL_NS"] == program.CFG_TCP_PROBE_INTERVAL_NS
+    assert defines["CFG_NETPOLL_PEERS"] == program.CFG_NETPOLL_PEERS
     for idx, name in program.LOST_NAMES.items():
         assert defines[f"LOST_{name.upper()}"] == idx
     assert defines["GOBLOCK_HIST_SLOTS"] == metrics.HIST_SLOTS == 32

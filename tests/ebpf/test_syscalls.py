@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import statistics
+import time
 
 import pytest
+from otel_goblock.receivers.ebpf import program as program_module
 
 pytestmark = pytest.mark.ebpf
 
@@ -116,3 +118,39 @@ def test_per_cpu_histograms_read_in_one_batch_match_a_per_entry_read(receiver, r
         after = per_key()
         assert len(batch) == len(before) and any(batch), name
         assert all(b <= x <= a for b, x, a in zip(before, batch, after, strict=True)), name
+
+
+EAGAIN = -11
+
+
+def _serve_and_load(run_gbfx, seconds: int = 1):  # type: ignore[no-untyped-def]
+    """A Go HTTP server (a target) under a short keep-alive load: its connection reads
+    return EAGAIN before each netpoll park. The load driver is gbfx too, so only the
+    server's events are looked at."""
+    server = run_gbfx("serve", "0")
+    addr = server.value("listening")
+    load = run_gbfx("load", f"http://{addr}/work", "4", str(seconds))
+    assert load.wait() == 0
+    return server
+
+
+def test_netpoll_peers_switch_emits_or_drops_the_eagain_reads(receiver, run_gbfx):
+    """`netpoll_peers` (CFG_NETPOLL_PEERS): on, every EAGAIN socket read of a Go target is
+    an event whatever its duration; off, none is (the agent's biggest per-request cost)."""
+    sink = receiver.sink
+
+    def eagain(pid: int) -> list:  # type: ignore[type-arg]
+        return [e for e in sink.of(pid, "syscall") if e.attrs["ret"] == EAGAIN]
+
+    on = _serve_and_load(run_gbfx)
+    assert sink.wait_for(lambda: len(eagain(on.pid)) >= 10), len(eagain(on.pid))
+    assert all(e.goid and e.attrs["fd_target"].startswith("tcp") for e in eagain(on.pid)[:10])
+
+    program = receiver.receiver.program
+    program.set_config(program_module.CFG_NETPOLL_PEERS, 0)
+    try:
+        off = _serve_and_load(run_gbfx)
+        time.sleep(0.5)  # what the kernel has is drained within a poll interval
+        assert eagain(off.pid) == []
+    finally:
+        program.set_config(program_module.CFG_NETPOLL_PEERS, 1)
