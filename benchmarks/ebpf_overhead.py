@@ -272,6 +272,11 @@ def main() -> None:
     ap.add_argument(
         "--go-runtime", action="store_true", help="also the Go runtime + grpc uprobes (defaults)"
     )
+    ap.add_argument(
+        "--no-netpoll-peers",
+        action="store_true",
+        help="netpoll_peers: false (no EAGAIN read events; parks lose their peer address)",
+    )
     args = ap.parse_args()
     binary = build()
     print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
@@ -288,6 +293,9 @@ def main() -> None:
         # benchmarks (goruntime_overhead.py, grpc_probes_overhead.py)
         extra["go_runtime"] = {f: False for f in ("parks", "gc", "lineage", "span_markers")}
         extra["go_grpc"] = {"enabled": False}
+    if args.no_netpoll_peers:
+        extra["netpoll_peers"] = False
+        print("  (netpoll_peers: false)")
     if args.only:
         print(f"  (only {args.only} on)")
     if args.go_runtime:
