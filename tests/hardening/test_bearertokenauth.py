@@ -21,10 +21,14 @@ from .common import Pipeline, file_spans, free_port, grpc_export, request
 TOKEN = "s3cr3t-T0KEN-for-hardening-tests"
 
 
-def auth_config(grpc_port: int, http_port: int, out: Path, ext: dict[str, Any]) -> dict[str, Any]:
-    auth = {"auth": {"authenticator": "bearertokenauth"}}
+def auth_config(
+    grpc_port: int, http_port: int, out: Path, ext: dict[str, Any], name: str = "bearertokenauth"
+) -> dict[str, Any]:
+    """A receiving pipeline whose otlp receiver (both protocols) requires the token of the
+    bearertokenauth extension `name`; spans go to the file `out`."""
+    auth = {"auth": {"authenticator": name}}
     return {
-        "extensions": {"bearertokenauth": ext},
+        "extensions": {name: ext},
         "receivers": {
             "otlp": {
                 "protocols": {
@@ -35,7 +39,7 @@ def auth_config(grpc_port: int, http_port: int, out: Path, ext: dict[str, Any]) 
         },
         "exporters": {"file": {"path": str(out)}},
         "service": {
-            "extensions": ["bearertokenauth"],
+            "extensions": [name],
             "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]}},
         },
     }

@@ -16,28 +16,14 @@ import pytest
 import yaml
 
 from .common import Pipeline, file_spans, free_port, grpc_export, request
+from .test_bearertokenauth import auth_config
 
 TOKEN = "exporter-auth-T0KEN-hardening"
 
 
 def receiving(grpc_port: int, http_port: int, out: Path, token_file: Path) -> dict[str, Any]:
-    auth = {"auth": {"authenticator": "bearertokenauth/in"}}
-    return {
-        "extensions": {"bearertokenauth/in": {"filename": str(token_file)}},
-        "receivers": {
-            "otlp": {
-                "protocols": {
-                    "grpc": {"endpoint": f"127.0.0.1:{grpc_port}", **auth},
-                    "http": {"endpoint": f"127.0.0.1:{http_port}", **auth},
-                }
-            }
-        },
-        "exporters": {"file": {"path": str(out)}},
-        "service": {
-            "extensions": ["bearertokenauth/in"],
-            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]}},
-        },
-    }
+    ext = {"filename": str(token_file)}
+    return auth_config(grpc_port, http_port, out, ext, name="bearertokenauth/in")
 
 
 def sending(
