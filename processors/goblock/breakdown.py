@@ -46,6 +46,10 @@ WAITING_FOR_P = "go scheduler (waiting for a P)"
 _WAKE_SLACK_NS = 2_000_000
 # how far back the syscall that named a netpoll wait's peer may be
 _PEER_LOOKBACK_NS = 50_000_000
+# memo tables of recurring values (details, peers): small, so a stream of one-off values
+# (a new file path or ephemeral port per request) cycles them quickly instead of growing
+# the heap for an hour before the first clear (the 30 min soak grew 13 % that way)
+_MEMO_MAX = 4096
 
 
 _first = itemgetter(0)
@@ -301,7 +305,7 @@ def _info(code: int, detail: Any) -> tuple[str, str | None]:
     got = (category(code, detail), cause_of(code, detail))
     if code != GRPC_FC:  # a dict detail: not cacheable
         cache = _INFO_BY_CODE[code]
-        if len(cache) > 50_000:
+        if len(cache) > _MEMO_MAX:
             cache.clear()
         cache[detail] = got
     return got

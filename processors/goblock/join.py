@@ -166,7 +166,7 @@ def _static_parts(code: int, detail: Any) -> tuple[bytes, bytes]:
     if got is None:
         seg = (0, 0, code, detail, 0, 0)
         blob = b"".join(attr(k, v) for k, v in static_episode_attributes(code, detail))
-        if len(_static) > 50_000:
+        if len(_static) > 4096:  # recurring kinds: small, see breakdown._MEMO_MAX
             _static.clear()
         got = _static[(code, detail)] = (episode_name(seg).encode(), blob)
     return got

@@ -72,6 +72,8 @@ class WaitReason(str):
 # records whose times or thread do not fit the packed int64 columns are not stored
 _I64 = 1 << 63
 _MAX_TID = 1 << 54
+# interned details and wait reasons: recurring values; see breakdown._MEMO_MAX
+_INTERN_MAX = 8192
 _pack_q = struct.Struct("<q").pack
 _unpack_q = struct.Struct("<q").unpack_from
 
@@ -488,7 +490,7 @@ class Timelines:
         self._reasons: dict[tuple[str, str, str], WaitReason] = {}
 
     def _intern(self, detail: tuple[str, str]) -> tuple[str, str]:
-        if len(self._details) >= 100_000:
+        if len(self._details) >= _INTERN_MAX:
             self._details.clear()
         self._details[detail] = detail
         return detail
@@ -497,7 +499,7 @@ class Timelines:
         key = (reason, target, op)
         got = self._reasons.get(key)
         if got is None:
-            if len(self._reasons) >= 100_000:
+            if len(self._reasons) >= _INTERN_MAX:
                 self._reasons.clear()
             got = self._reasons[key] = WaitReason(reason, target, op)
         return got

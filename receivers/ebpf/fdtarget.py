@@ -69,7 +69,7 @@ class FdResolver:
     the fd still names the same inode, else a path seen before for that inode, else the
     basename.  Without it (no BTF), /proc/<pid>/fd is all there is."""
 
-    def __init__(self, max_entries: int = 65536) -> None:
+    def __init__(self, max_entries: int = 16384) -> None:
         self._max = max_entries
         self._cache: dict[tuple[int, int, int], str] = {}
         self._sockets: dict[int, str] = {}
