@@ -43,7 +43,11 @@ from otel_goblock.processors.goblock.categories import (
     syscall_class,
 )
 from otel_goblock.processors.goblock.encode import attr, attr_double, attr_int, attr_str, span_entry
-from otel_goblock.processors.goblock.grpc_diagnosis import GrpcDiagnosis, diagnose
+from otel_goblock.processors.goblock.grpc_diagnosis import (
+    CLOSE_SLACK_NS,
+    GrpcDiagnosis,
+    diagnose,
+)
 from otel_goblock.processors.goblock.timeline import ProcTimeline, Timelines
 
 from otel_goblock.pdata import Event
@@ -216,10 +220,17 @@ def is_grpc_span(span: Span) -> bool:
 
 def _grpc_events(tl: ProcTimeline, an: Analysis, start: int, end: int, prefer: int) -> list[Event]:
     """The process's gRPC transport events as grpc_diagnosis reads them: the flow-control
-    waits of the span's goroutines, and every instant (frames arrive on transport
-    goroutines; diagnose() picks the span's window and connection)."""
+    waits of the span's goroutines, the instants of the span's window (frames arrive on
+    transport goroutines; diagnose() picks the span's side and connection), and any ping
+    that names a server's enforcement MinTime. Only these become Event objects: diagnose()
+    reads nothing else, and the process may hold thousands of frames."""
     pid = tl.pid
-    out = [Event("grpc", pid, 0, g, t, t, a) for t, g, kind, a in tl.instants if kind == "grpc"]
+    last = end + CLOSE_SLACK_NS
+    out = [
+        Event("grpc", pid, 0, g, t, t, a)
+        for t, g, kind, a in tl.instants
+        if kind == "grpc" and (start <= t <= last or "enforcement_min_time_ms" in a)
+    ]
     for g in an.goroutines:
         for r in tl.goroutine(g, start, end, prefer):
             if r[2] == GRPC_FC:
