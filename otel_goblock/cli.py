@@ -13,7 +13,7 @@ from pathlib import Path
 from otel_goblock import __version__
 from otel_goblock.component import default_registry
 from otel_goblock.config import ConfigError
-from otel_goblock.config.loader import load_file
+from otel_goblock.config.loader import load_files
 from otel_goblock.logs import setup_logging
 from otel_goblock.service import Service
 from otel_goblock.service_config import ServiceConfig, build_config
@@ -22,19 +22,23 @@ EXIT_CONFIG = 2
 log = logging.getLogger("otel_goblock")
 
 
-def _load(path: str) -> ServiceConfig:
-    return build_config(load_file(path), default_registry())
+def _load(paths: list[str]) -> ServiceConfig:
+    return build_config(load_files(paths), default_registry())
+
+
+def _names(paths: list[str]) -> str:
+    return " + ".join(paths)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args.config)
     except ConfigError as e:
-        print(f"{args.config}: {len(e.problems)} problem(s):", file=sys.stderr)
+        print(f"{_names(args.config)}: {len(e.problems)} problem(s):", file=sys.stderr)
         for p in e.problems:
             print(f"  {p}", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"{args.config}: valid; {cfg.summary()}")
+    print(f"{_names(args.config)}: valid; {cfg.summary()}")
     return 0
 
 
@@ -59,9 +63,19 @@ def cmd_doctor(_: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from otel_goblock.report import render
+    from otel_goblock.report import FileSource, JaegerSource, render
 
-    return render(Path(args.file))
+    if (args.file is None) == (args.jaeger is None):
+        print("report: give a file or --jaeger URL (one of them)", file=sys.stderr)
+        return EXIT_CONFIG
+    source = (
+        FileSource(Path(args.file))
+        if args.file is not None
+        else JaegerSource(
+            args.jaeger, services=args.service or [], limit=args.limit, lookback=args.lookback
+        )
+    )
+    return render(source, fmt=args.format, top=args.top)
 
 
 async def _run(cfg: ServiceConfig) -> int:
@@ -100,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         setup_logging(args.log_level or "info")
         for p in e.problems:
-            log.error("invalid configuration: %s", p, extra={"config": args.config})
+            log.error("invalid configuration: %s", p, extra={"config": _names(args.config)})
         return EXIT_CONFIG
     level = args.log_level or cfg.service.telemetry.logs.level
     setup_logging("warning" if level == "warn" else level)
@@ -108,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from otel_goblock.config import Duration
 
         cfg.service.shutdown_timeout = Duration.parse(args.shutdown_timeout)
-    log.info("starting otel-goblock", extra={"version": __version__, "config": args.config})
+    log.info("starting otel-goblock", extra={"version": __version__, "config": _names(args.config)})
     return asyncio.run(_run(cfg))
 
 
@@ -122,11 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     default_cfg = "collector-config.yaml"
 
     p = sub.add_parser("validate", help="check a config; exit 2 listing every problem")
-    p.add_argument("--config", default=default_cfg)
+    p.add_argument(
+        "--config",
+        action="append",
+        help=f"config file (default {default_cfg}); repeat to merge overlays, later files win",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run the pipelines until SIGINT/SIGTERM")
-    p.add_argument("--config", default=default_cfg)
+    p.add_argument(
+        "--config",
+        action="append",
+        help=f"config file (default {default_cfg}); repeat to merge overlays, later files win",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--shutdown-timeout", help='how long draining may take on stop (default "30s")')
     p.set_defaults(func=cmd_run)
@@ -134,21 +156,40 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("components", help="list the component types")
     p.set_defaults(func=cmd_components)
 
-    p = sub.add_parser("report", help="summarize an enriched-traces file (file exporter output)")
-    p.add_argument("file", help="a file written by the file exporter (OTLP/JSON lines)")
+    p = sub.add_parser(
+        "report", help="where the time went: per span name, and the slowest spans as a waterfall"
+    )
+    p.add_argument("file", nargs="?", help="a file written by the file exporter (OTLP/JSON lines)")
+    p.add_argument(
+        "--jaeger",
+        metavar="URL",
+        help="read Jaeger's query API instead, e.g. http://127.0.0.1:16686",
+    )
+    p.add_argument(
+        "--service",
+        action="append",
+        help="with --jaeger: only this service (repeatable; default every service)",
+    )
+    p.add_argument("--limit", type=int, default=200, help="with --jaeger: traces per service")
+    p.add_argument("--lookback", default="1h", help="with --jaeger: how far back (e.g. 1h, 30m)")
+    p.add_argument("--top", type=int, default=3, help="slowest enriched spans to draw (0: none)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("doctor", help="check that this host can run the eBPF receiver")
     p.set_defaults(func=cmd_doctor)
 
     args = parser.parse_args(argv)
-    if getattr(args, "config", None) and not Path(args.config).exists():
-        print(
-            f"{args.config}: no such config file (pass --config PATH; an example is "
-            "collector-config.yaml at the repository root)",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
+    if hasattr(args, "config"):
+        args.config = args.config or [default_cfg]
+        for path in args.config:
+            if not Path(path).exists():
+                print(
+                    f"{path}: no such config file (pass --config PATH; an example is "
+                    "collector-config.yaml at the repository root)",
+                    file=sys.stderr,
+                )
+                return EXIT_CONFIG
     return args.func(args)
 
 

@@ -6,6 +6,10 @@
 #   DEMO_SCENARIOS="/sleep?ms=50,/net?ms=80" scripts/demo.sh
 #
 # Run as root for the eBPF receiver (without it, spans pass through unenriched).
+# When Jaeger answers on 127.0.0.1 (scripts/services.sh start jaeger; ports as there:
+# JAEGER_QUERY_PORT 16686, JAEGER_OTLP_GRPC_PORT 14317), the traces go there too
+# (examples/demo-jaeger.yaml, a second --config) and the link to the slowest trace is
+# printed; GOBLOCK_DEMO_JAEGER=off leaves Jaeger out.
 # Ports (loopback only): OTLP gRPC 4317, demo 8080, self-telemetry 8888; override with
 # GOBLOCK_DEMO_OTLP_PORT, DEMO_PORT, GOBLOCK_DEMO_METRICS_PORT.
 set -euo pipefail
@@ -22,6 +26,20 @@ SCENARIOS=${DEMO_SCENARIOS:-/sleep?ms=50,/mutex?ms=50,/chan?ms=50,/select?ms=50,
 mkdir -p "$GOBLOCK_RUN_DIR" "$(dirname "$GOBLOCK_DEMO_OUT")"
 rm -f "$GOBLOCK_DEMO_OUT"
 log() { printf '\n[demo] %s\n' "$*" >&2; }
+: "${JAEGER_QUERY_PORT:=16686}" "${JAEGER_OTLP_GRPC_PORT:=14317}"
+export JAEGER_QUERY_PORT JAEGER_OTLP_GRPC_PORT
+jaeger_up() (
+  exec 2>/dev/null 3<>"/dev/tcp/127.0.0.1/$JAEGER_QUERY_PORT" || exit 1
+  printf 'GET /api/services HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  IFS= read -r -t 5 line <&3 || exit 1
+  [[ $line == HTTP/1.?" 200"* ]] && exec 4<>"/dev/tcp/127.0.0.1/$JAEGER_OTLP_GRPC_PORT"
+)
+config_args=(--config "$CONFIG")
+jaeger_url=
+if [ "${GOBLOCK_DEMO_JAEGER:-auto}" != off ] && jaeger_up; then
+  config_args+=(--config examples/demo-jaeger.yaml)
+  jaeger_url=http://127.0.0.1:$JAEGER_QUERY_PORT
+fi
 
 pipeline_pid=
 cleanup() {
@@ -38,8 +56,8 @@ OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$GOBLOCK_DEMO_OTLP_PORT \
 DEMO_PID=$(cat "$GOBLOCK_RUN_DIR/demo.pid")
 export DEMO_PID
 
-log "starting otel-goblock ($CONFIG), observing pid $DEMO_PID; its log: $GOBLOCK_RUN_DIR/pipeline.log"
-.venv/bin/otel-goblock run --config "$CONFIG" 2> "$GOBLOCK_RUN_DIR/pipeline.log" &
+log "starting otel-goblock (${config_args[*]}), observing pid $DEMO_PID${jaeger_url:+, exporting to Jaeger too}; its log: $GOBLOCK_RUN_DIR/pipeline.log"
+.venv/bin/otel-goblock run "${config_args[@]}" 2> "$GOBLOCK_RUN_DIR/pipeline.log" &
 pipeline_pid=$!
 for _ in $(seq 1 150); do
   grep -q "pid $DEMO_PID: Go runtime probes attached\|pipeline runs without it" \
@@ -69,3 +87,9 @@ log "report"
 .venv/bin/otel-goblock report "$GOBLOCK_DEMO_OUT"
 echo
 echo "enriched traces: $GOBLOCK_DEMO_OUT (one OTLP/JSON request per line)"
+if [ -n "$jaeger_url" ]; then
+  slowest=$(.venv/bin/otel-goblock report "$GOBLOCK_DEMO_OUT" --format json --top 1 \
+    | .venv/bin/python -c 'import json, sys; s = json.load(sys.stdin)["slowest"]; print(s[0]["trace_id"] if s else "")')
+  [ -n "$slowest" ] && echo "slowest trace in Jaeger: $jaeger_url/trace/$slowest"
+  echo "the same report from Jaeger: .venv/bin/otel-goblock report --jaeger $jaeger_url --service demo-service"
+fi

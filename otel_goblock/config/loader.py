@@ -1,5 +1,9 @@
 """Read `collector-config.yaml`: YAML, `${env:VAR}` / `${env:VAR:-default}` / `$$`, then
-the top-level shape (receivers, processors, exporters, extensions, service)."""
+the top-level shape (receivers, processors, exporters, extensions, service).
+
+Several files merge in order, as the collector's `--config a.yaml --config b.yaml` does:
+mappings merge key by key, anything else (a list, a scalar) is replaced by the later file.
+That lets an overlay add one exporter to a pipeline without copying the whole config."""
 
 from __future__ import annotations
 
@@ -60,15 +64,37 @@ class RawConfig:
 
 
 def load_file(path: str | Path, env: dict[str, str] | None = None) -> RawConfig:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError([f"{p}: cannot read the config file: {e.strerror}"]) from e
-    return load_text(text, source=str(p), env=env)
+    return load_files([path], env)
+
+
+def load_files(paths: list[str | Path], env: dict[str, str] | None = None) -> RawConfig:
+    """The files merged in order (later wins), then checked as one config."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise ConfigError([f"{p}: cannot read the config file: {e.strerror}"]) from e
+        merged = merge(merged, _parse(text, str(p)))
+    return _raw(merged, " + ".join(str(p) for p in paths), env)
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def load_text(text: str, source: str = "<config>", env: dict[str, str] | None = None) -> RawConfig:
+    return _raw(_parse(text, source), source, env)
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -78,6 +104,10 @@ def load_text(text: str, source: str = "<config>", env: dict[str, str] | None = 
     if not isinstance(data, dict):
         got = type(data).__name__
         raise ConfigError([f"{source}: expected a mapping at the top level, got {got}"])
+    return data
+
+
+def _raw(data: dict[str, Any], source: str, env: dict[str, str] | None) -> RawConfig:
     problems = []
     for key in data:
         if key not in TOP_KEYS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = Path(__file__).parent / "testdata"
 
 
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "otel_goblock.cli", *args],
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -23,7 +27,10 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_validate_accepts_the_example_config() -> None:
     r = cli("validate", "--config", "collector-config.yaml")
     assert r.returncode == 0, r.stderr
-    assert "valid; traces: otlp -> memory_limiter -> batch ->" in r.stdout
+    assert (
+        "valid; traces: otlp,ebpf -> memory_limiter -> goblock -> batch -> otlp_grpc,file"
+        in r.stdout
+    )
     assert len(r.stdout.strip().splitlines()) == 1
 
 
@@ -82,3 +89,33 @@ def test_run_fails_fast_when_a_port_is_taken(tmp_path: Path) -> None:
         r = cli("run", "--config", str(cfg))
     assert r.returncode == 1
     assert "could not start" in r.stderr
+
+
+def test_a_second_config_overlays_the_first(tmp_path: Path) -> None:
+    """As the collector's repeated --config: mappings merge, lists are replaced, so an
+    overlay adds an exporter to a pipeline without a copy of the whole file."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(
+        "exporters:\n  debug: {verbosity: basic}\n"
+        "service:\n  pipelines:\n    traces:\n      exporters: [file, debug]\n"
+    )
+    r = cli("validate", "--config", "collector-config.yaml", "--config", str(overlay))
+    assert r.returncode == 0, r.stderr
+    assert "traces: otlp,ebpf -> memory_limiter -> goblock -> batch -> file,debug;" in r.stdout
+    assert f"collector-config.yaml + {overlay}: valid" in r.stdout
+    r = cli("validate", "--config", "collector-config.yaml", "--config", str(tmp_path / "no.yaml"))
+    assert r.returncode == 2 and "no.yaml: no such config file" in r.stderr
+
+
+def test_the_demo_jaeger_overlay_validates() -> None:
+    r = cli(
+        "validate",
+        "--config",
+        "examples/demo-config.yaml",
+        "--config",
+        "examples/demo-jaeger.yaml",
+        env={"DEMO_PID": "1"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "exporters" not in r.stderr
+    assert "-> file,debug,otlp_grpc/jaeger" in r.stdout

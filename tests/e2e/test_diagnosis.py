@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -343,3 +345,65 @@ def test_grpc_metrics_count_goaways_by_code_and_flow_waits(
     assert {p["attrs"]["direction"] for p in goaways} == {"sent", "received"}, goaways
     assert sum(int(p["count"]) for p in waits) >= 1, waits
     assert all(p["attrs"].get("conn") for p in pings), pings
+
+
+def _report(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "otel_goblock.cli", "report", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_report_draws_the_slowest_spans_from_jaeger_and_from_the_file(
+    observed: DemoService, jaeger: JaegerService, jaeger_client: JaegerClient, workdir: Path
+) -> None:
+    """`otel-goblock report` on both sources finds a slow /mutex span among the slowest,
+    with its cause, its split, its episode span on the waterfall and (Jaeger) its link."""
+    r = hit(observed.url, f"/mutex?ms={3 * MS}")
+    _, span = server_span(jaeger_client, r.trace_id, "GET /mutex")
+    url = jaeger.query_url
+    for args in (
+        ("--jaeger", url, "--service", "demo-observed"),
+        (str(workdir / "out.jsonl"),),
+    ):
+        deadline = time.monotonic() + 30
+        while True:  # the file exporter writes at its own pace
+            p = _report(*args, "--format", "json", "--top", "100")
+            assert p.returncode == 0, p.stderr
+            doc = json.loads(p.stdout)
+            mine = [s for s in doc["slowest"] if s["trace_id"] == r.trace_id]
+            if mine or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert mine, (args, [s["trace_id"] for s in doc["slowest"]])
+        s = mine[0]
+        durations = [x["duration_ms"] for x in doc["slowest"]]
+        assert durations == sorted(durations, reverse=True)
+        assert s["cause"] == "lock" and s["diagnosis"] == span.attrs["goblock.diagnosis"]
+        assert s["categories_ms"]["park.sync_mutex_lock"] >= 0.8 * 3 * MS, s["categories_ms"]
+        assert abs(s["duration_ms"] - span.duration_ms) < 0.01, (s["duration_ms"], span)
+        eps = [c for c in s["spans"] if c["attributes"].get("goblock.cause") == "lock"]
+        assert eps and all(c["depth"] == 1 for c in eps), s["spans"]
+        assert all(
+            c["offset_ms"] >= 0 and c["offset_ms"] + c["duration_ms"] <= s["duration_ms"] + 0.01
+            for c in eps
+        ), eps
+        row = next(n for n in doc["names"] if n["name"] == "GET /mutex")
+        assert row["causes"]["lock"] >= 1 and row["p99_ms"] >= 3 * MS * 0.9, row
+        if args[0] == "--jaeger":
+            assert s["link"] == f"{url}/trace/{r.trace_id}"
+    text = _report("--jaeger", url, "--service", "demo-observed", "--top", "100")
+    assert text.returncode == 0, text.stderr
+    block = text.stdout[text.stdout.index(f"trace {r.trace_id}") :].split("\n\n")[0]
+    assert f"{url}/trace/{r.trace_id}" in block
+    assert re.search(r"park\.sync_mutex_lock\s+[\d.]+ ms\s+\d+%\s+█+", block), block
+    assert re.search(r"goblock: .*\|\s*█+\s*\| \+[\d.]+ ms, [\d.]+ ms", block), block
+
+
+def test_report_says_when_jaeger_is_not_there() -> None:
+    port = free_port()
+    p = _report("--jaeger", f"http://127.0.0.1:{port}")
+    assert p.returncode == 1
+    assert f"127.0.0.1:{port}" in p.stderr and "is Jaeger running there?" in p.stderr
