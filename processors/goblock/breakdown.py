@@ -10,7 +10,7 @@ on-CPU when a goroutine was joined and unexplained when none was.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -144,25 +144,63 @@ def _thread_events(
     if cur < end:
         runs.append((cur, end, run_tid or end_tid))
     out: list[Rec] = []
+    if not runs:
+        return out
+    # one query per thread, over the stretch from its first run to its last (a goroutine
+    # usually stays on one thread: one search instead of one per run), clipped per run
+    found: dict[int, list[Rec]] = {}
+    first = runs[0][2]
+    if all(tid == first for _, _, tid in runs):
+        if first:
+            found[first] = tl.thread(first, runs[0][0], runs[-1][1])
+    else:
+        stretch: dict[int, list[int]] = {}
+        for a, b, tid in runs:
+            if tid:
+                ab = stretch.get(tid)
+                if ab is None:
+                    stretch[tid] = [a, b]
+                else:
+                    ab[1] = b  # runs are in time order
+        for tid, (a, b) in stretch.items():
+            found[tid] = tl.thread(tid, a, b)
     for a, b, tid in runs:
-        if tid:
-            for r in _clip(tl.thread(tid, a, b), a, b):
+        recs_t = found.get(tid) if tid else None
+        if not recs_t:
+            continue
+        for r in recs_t:
+            s = r[0] if r[0] > a else a
+            e = r[1] if r[1] < b else b
+            if e > s:
                 if r[2] == SYSCALL and r[3][0] in SCHEDULER_SYSCALLS:
                     # the thread idles in the Go scheduler (g0: no goid): the goroutine is
                     # not on it and not parked, so it is runnable, waiting for a P
-                    r = (r[0], r[1], RUNQUEUE, WAITING_FOR_P, r[4], r[5])
-                out.append(r)
+                    out.append((s, e, RUNQUEUE, WAITING_FOR_P, r[4], r[5]))
+                else:
+                    out.append((s, e, r[2], r[3], r[4], r[5]))
     return out
 
 
-@dataclass(slots=True)
 class Analysis:
-    segs: list[Seg]
-    root: int = 0  # the span's own goroutine
-    targets: set[str] = field(default_factory=set)  # fd targets touched (TCP span events)
-    goroutines: set[int] = field(default_factory=set)  # the span's goroutine and children
-    # child goid → the parent's wait reason, for the diagnosis of critical-path episodes
-    waited_on: dict[int, str] = field(default_factory=dict)
+    """What the sweep found for one span: its segments, the goroutines that count for it
+    and the records it read (their fd targets, for TCP span events, are collected only
+    when asked: most processes have no TCP events to match)."""
+
+    __slots__ = ("_recs", "goroutines", "root", "segs", "waited_on")
+
+    def __init__(self, segs: list[Seg], root: int = 0, goroutines: set[int] | None = None) -> None:
+        self.segs = segs
+        self.root = root  # the span's own goroutine
+        # the span's goroutine and children
+        self.goroutines: set[int] = goroutines if goroutines is not None else set()
+        # child goid → the parent's wait reason, for the diagnosis of critical-path episodes
+        self.waited_on: dict[int, str] = {}
+        self._recs: list[list[Rec]] = []  # the records the sweep read, per goroutine
+
+    @property
+    def targets(self) -> set[str]:
+        """fd targets of the syscalls the span's sweep read (TCP span events)."""
+        return {r[3][1] for recs in self._recs for r in recs if r[2] == SYSCALL and r[3][1]}
 
 
 def analyze(
@@ -197,9 +235,7 @@ def _goroutine_segs(
     recs = tl.goroutine(goid, start, end, prefer)
     if tl.by_tid:
         recs = recs + _thread_events(tl, recs, start, end, end_tid)
-    for r in recs:
-        if r[2] == SYSCALL and r[3][1]:
-            out.targets.add(r[3][1])
+    out._recs.append(recs)
     segs = sweep(recs + stw, start, end, ON_CPU, goid)
     kids = tl.children.get(goid)
     if not kids or depth <= 0:

@@ -174,9 +174,9 @@ class Recs(list):
         starts = self.starts
         if starts is None:
             if len(self) <= 8:
-                with memoryview(self.data) as m, m.cast("q") as q, q[::3] as view:
-                    hi = bisect_right(view, hi_t)
-                    return bisect_left(view, lo_t, 0, hi), hi
+                rows = list(_REC.iter_unpack(self.data))
+                hi = bisect_right(rows, hi_t, key=_START)
+                return bisect_left(rows, lo_t, 0, hi, key=_START), hi
             starts = self.starts = array("q", [s for s, _, _ in _REC.iter_unpack(self.data)])
         hi = bisect_right(starts, hi_t)
         return bisect_left(starts, lo_t, 0, hi), hi
@@ -187,14 +187,30 @@ class Recs(list):
         One goroutine's (or thread's) intervals barely overlap each other, so the records
         that began before `start` and still run are among the last few before it: scan
         back until a few records in a row ended before `start`."""
-        self.sort()
+        if not self.ordered:
+            self.sort()
+        out: list[Rec]
+        if len(self) <= 8:
+            # most goroutines: unpack the few records once, index them (no views, no
+            # second unpack per record found)
+            rows = list(_REC.iter_unpack(self.data))
+            hi = bisect_right(rows, end, key=_START)
+            lo = bisect_left(rows, start, 0, hi, key=_START)
+            out = []
+            for i in range(lo, hi):
+                s, e, m = rows[i]
+                out.append((s, e, m & 15, _lget(self, i), m >> 8, (m >> 4) & 3))
+            j, misses = lo - 1, 0
+            while j >= 0 and misses < 4:
+                s, e, m = rows[j]
+                if e > start:
+                    out.append((s, e, m & 15, _lget(self, j), m >> 8, (m >> 4) & 3))
+                else:
+                    misses += 1
+                j -= 1
+            return out
         data, rec = self.data, self.rec
-        if len(self) <= 8:  # most goroutines: no views, one pass
-            starts = [s for s, _, _ in _REC.iter_unpack(data)]
-            hi = bisect_right(starts, end)
-            lo = bisect_left(starts, start, 0, hi)
-        else:
-            lo, hi = self._bisect(start, end)
+        lo, hi = self._bisect(start, end)
         out = [rec(i) for i in range(lo, hi)]
         j, misses = lo - 1, 0
         while j >= 0 and misses < 4:
@@ -293,6 +309,7 @@ class ProcTimeline:
     """Everything observed about one process."""
 
     __slots__ = (
+        "arb",
         "by_goid",
         "by_tid",
         "candidates",
@@ -320,6 +337,7 @@ class ProcTimeline:
         self.children: dict[int, list[tuple[int, int]]] = {}  # parent → [(t, child)]
         # per arbitrated kind (PARK, GC_STW, GC_ASSIST): the sources that reported it
         self.park_sources: dict[int, set[int]] = {}
+        self.arb: frozenset[int] = frozenset()  # arbitrated_codes(), kept by note_source
         self.done: dict[int, int] = {}  # goid → end of the last span joined on it
         self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
         self.exe: str | None = None
@@ -413,12 +431,23 @@ class ProcTimeline:
         """The kinds reported by more than one source (usually none: one receiver)."""
         return frozenset(c for c, srcs in self.park_sources.items() if len(srcs) > 1)
 
+    def note_source(self, code: int, src: int) -> None:
+        """`src` reported a kind that is arbitrated between sources (PARK, GC_STW,
+        GC_ASSIST); `arb` (the kinds more than one source reported) is kept up to date
+        here, so queries read it instead of recomputing it per span."""
+        srcs = self.park_sources.get(code)
+        if srcs is None:
+            srcs = self.park_sources[code] = set()
+        if src not in srcs:
+            srcs.add(src)
+            self.arb = self.arbitrated_codes()
+
     def goroutine(self, goid: int, start: int, end: int, prefer: int) -> list[Rec]:
         recs = self.by_goid.get(goid)
         if not recs:
             return []
         out = recs.overlapping(start, end)
-        arb = self.arbitrated_codes() if self.park_sources else None
+        arb = self.arb
         if arb:
             out = [r for r in out if r[5] == prefer or r[2] not in arb]
         return out
@@ -443,7 +472,7 @@ class ProcTimeline:
         if not recs:
             return 0
         recs.sort()
-        arb = self.arbitrated_codes() if self.park_sources else frozenset()
+        arb = self.arb
         best = 0
         for r in recs[-8:]:
             if (r[5] == prefer or r[2] not in arb) and r[1] > best:
@@ -453,17 +482,31 @@ class ProcTimeline:
     def syscall_before(self, goid: int, tid: int, t: int, window_ns: int) -> Rec | None:
         """The goroutine's (else its thread's) last syscall that ended by `t`, within
         `window_ns`: the read that returned EAGAIN before a netpoll park names the peer."""
+        lo_t, hi_e = t - window_ns, t + 1_000_000
         for key, store in ((goid, self.by_goid), (tid, self.by_tid)):
             recs = store.get(key) if key else None
             if not recs:
+                continue
+            if not recs.ordered:
+                recs.sort()
+            if len(recs) <= 8:  # a short goroutine: its few records unpacked once
+                rows = list(_REC.iter_unpack(recs.data))
+                j = bisect_right(rows, t, key=_START) - 1
+                while j >= 0:
+                    s_, e_, m = rows[j]
+                    if s_ < lo_t:
+                        break
+                    if m & 15 == SYSCALL and e_ <= hi_e and _lget(recs, j)[1]:
+                        return (s_, e_, m & 15, _lget(recs, j), m >> 8, (m >> 4) & 3)
+                    j -= 1
                 continue
             j = recs.index_before(t)
             data = recs.data
             while j >= 0:
                 s_, e_, m = _unpack_rec(data, j * _REC_SIZE)
-                if s_ < t - window_ns:
+                if s_ < lo_t:
                     break
-                if m & 15 == SYSCALL and _lget(recs, j)[1] and e_ <= t + 1_000_000:
+                if m & 15 == SYSCALL and e_ <= hi_e and _lget(recs, j)[1]:
                     return recs.rec(j)
                 j -= 1
         return None
@@ -559,7 +602,7 @@ class Timelines:
                     detail = self._wait_reason(detail, a["fd_target"], op)
                 srcs = tl.park_sources.get(PARK)
                 if srcs is None or src not in srcs:
-                    tl.park_sources.setdefault(PARK, set()).add(src)
+                    tl.note_source(PARK, src)
             elif kind == "syscall":
                 a = e.attrs
                 code = SYSCALL
@@ -577,11 +620,11 @@ class Timelines:
                 code, detail = GC_ASSIST, None
                 srcs = tl.park_sources.get(GC_ASSIST)
                 if srcs is None or src not in srcs:
-                    tl.park_sources.setdefault(GC_ASSIST, set()).add(src)
+                    tl.note_source(GC_ASSIST, src)
             elif kind == "gc_stw":
                 if not (-_I64 <= start < _I64 and -_I64 <= end < _I64 and tid < _MAX_TID):
                     continue
-                tl.park_sources.setdefault(GC_STW, set()).add(src)
+                tl.note_source(GC_STW, src)
                 detail = e.attrs.get("reason") or ""
                 tl.stw.add_rec(start, end, GC_STW, detail, tid, src)
                 if end - start >= min_ep:
