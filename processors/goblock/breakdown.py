@@ -30,7 +30,7 @@ from otel_goblock.processors.goblock.categories import (
     syscall_class,
     verb,
 )
-from otel_goblock.processors.goblock.timeline import ProcTimeline, Rec
+from otel_goblock.processors.goblock.timeline import ProcTimeline, Rec, WaitReason
 
 # start, end, code, detail, goroutine (0: none joined), tid
 Seg = tuple[int, int, int, Any, int, int]
@@ -353,18 +353,22 @@ def summarize(
     # time per (category, cause) first: one dict update per segment
     per_info: dict[tuple[str, str | None], int] = {}
     episodes = []
+    waits = []  # (segment, its cause, its length) of every wait, in order
     by_code = _INFO_BY_CODE
-    infos = []
     for seg in an.segs:
-        d = seg[1] - seg[0]
-        code = seg[2]
-        info = by_code[code].get(seg[3]) if code != GRPC_FC else None
-        if info is None:
-            info = _info(code, seg[3])
-        infos.append(info)
+        a, b, code, detail, _, _ = seg
+        d = b - a
+        if code == GRPC_FC:  # a dict detail: not cacheable
+            info = _info(code, detail)
+        else:
+            info = by_code[code].get(detail)
+            if info is None:
+                info = _info(code, detail)
         per_info[info] = per_info.get(info, 0) + d
-        if code < ON_CPU and d >= min_episode_ns:
-            episodes.append(seg)
+        if code < ON_CPU:
+            waits.append((seg, info[1], d))
+            if d >= min_episode_ns:
+                episodes.append(seg)
     ns = dict.fromkeys(FIXED_CATEGORIES, 0)
     by_cause: dict[str | None, int] = {}
     for (cat, c), d in per_info.items():
@@ -381,14 +385,14 @@ def summarize(
     # the diagnosis names the largest wait of the dominant cause (the stretches of one
     # wait split by others are summed)
     biggest: dict[str, tuple[int, Seg]] = {}
-    if cause not in ("unattributed", "on_cpu"):
+    if cause != "unattributed" and cause != "on_cpu":
         stretch: dict[tuple[int, Any, int], int] = {}
         best_total = -1
-        for seg, info in zip(an.segs, infos, strict=True):
-            if info[1] == cause and seg[2] < ON_CPU:
-                detail = seg[3]
-                k = (seg[2], id(detail) if seg[2] == GRPC_FC else detail, seg[4])
-                total = stretch[k] = stretch.get(k, 0) + seg[1] - seg[0]
+        for seg, c, d in waits:
+            if c == cause:
+                code = seg[2]
+                k = (code, id(seg[3]) if code == GRPC_FC else seg[3], seg[4])
+                total = stretch[k] = stretch.get(k, 0) + d
                 if total > best_total:
                     best_total = total
                     biggest[cause] = (total, seg)
@@ -484,13 +488,16 @@ def episode_peer(tl: ProcTimeline, seg: Seg) -> tuple[str, str] | None:
     got = _peer_memo.get(id(seg))
     if got is not None and got[0] is seg:
         return got[1]
-    target = getattr(seg[3], "target", "")
-    if target and peer_of(target):
-        res: tuple[str, str] | None = (seg[3].op, peer_of(target))
+    detail = seg[3]
+    target = detail.target if type(detail) is WaitReason else ""
+    peer = peer_of(target) if target else ""
+    if peer:
+        res: tuple[str, str] | None = (detail.op, peer)
     else:
         goid = seg[4]
         r = tl.syscall_before(goid, seg[5], seg[0], _PEER_LOOKBACK_NS) if goid else None
-        res = (r[3][0], peer_of(r[3][1])) if r and peer_of(r[3][1]) else None
+        peer = peer_of(r[3][1]) if r else ""
+        res = (r[3][0], peer) if peer else None  # type: ignore[index]
     if len(_peer_memo) >= 4096:
         _peer_memo.clear()
     _peer_memo[id(seg)] = (seg, res)

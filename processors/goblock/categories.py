@@ -122,10 +122,22 @@ def syscall_class(name: str, target: str) -> str:
 
 def peer_of(target: str) -> str:
     """The remote end of a socket target: "tcp 127.0.0.1:5000->10.0.0.5:5432" → 10.0.0.5:5432."""
-    if not target.startswith(("tcp", "udp", "unix")):
-        return ""
-    rest = target.partition(" ")[2]
-    return rest.rpartition("->")[2] if "->" in rest else rest
+    got = _peers.get(target)
+    if got is None:
+        if not target.startswith(("tcp", "udp", "unix")):
+            got = ""
+        else:
+            rest = target.partition(" ")[2]
+            got = rest.rpartition("->")[2] if "->" in rest else rest
+        # memo of recurring targets (asked per wait, per episode): small, so one-off
+        # targets (an ephemeral port per request) cycle it instead of growing the heap
+        if len(_peers) >= 4096:
+            _peers.clear()
+        _peers[target] = got
+    return got
+
+
+_peers: dict[str, str] = {}
 
 
 def conn_key(target: str) -> frozenset[str] | None:

@@ -181,13 +181,40 @@ def episode_entry(tl: ProcTimeline, seg: Seg, trace_id: bytes, parent: bytes) ->
     code, detail = seg[2], seg[3]
     name, static = _static_parts(code, detail)
     if seg[4]:
-        static += attr_int(GOID_ATTR, seg[4])
+        static += goid_attr(seg[4])
     if code == PARK and PARK_CAUSE.get(detail) == "network":
         peer = episode_peer(tl, seg)
         if peer:
-            static += attr_str("goblock.peer.address", peer[1])
-            static += attr_str("goblock.syscall.name", peer[0])
+            static += _peer_attrs(peer)
     return span_entry(trace_id, new_span_id(), parent, name, seg[0], seg[1], static)
+
+
+_last_goid: list[Any] = [0, b""]
+
+
+def goid_attr(goid: int) -> bytes:
+    """`goblock.goroutine.id` encoded; the last one is kept (a span and its episode spans
+    name the same goroutine in turn)."""
+    last = _last_goid
+    if last[0] != goid:
+        last[0], last[1] = goid, attr_int(GOID_ATTR, goid)
+    return last[1]  # type: ignore[no-any-return]
+
+
+_peer_blobs: dict[tuple[str, str], bytes] = {}
+
+
+def _peer_attrs(peer: tuple[str, str]) -> bytes:
+    """A netpoll episode's peer and syscall as attributes, cached per (syscall, peer):
+    the same few peers recur (small, see breakdown._MEMO_MAX)."""
+    got = _peer_blobs.get(peer)
+    if got is None:
+        if len(_peer_blobs) >= 4096:
+            _peer_blobs.clear()
+        got = _peer_blobs[peer] = attr_str("goblock.peer.address", peer[1]) + attr_str(
+            "goblock.syscall.name", peer[0]
+        )
+    return got
 
 
 def new_span_id() -> bytes:
@@ -282,6 +309,7 @@ class Joined:
     order: int
     grpc: GrpcDiagnosis | None = None
     grpc_span: bool = False  # its gRPC frames went in as the diagnosis's events
+    trace_id: bytes = b""  # the span's (read once: every read builds a bytes object)
 
 
 class Rivals:
@@ -337,7 +365,8 @@ class Joiner:
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
         if end < start:
             end = start
-        marker = tl.marker(span.trace_id, span.span_id) if tl.markers else None
+        trace_id = span.trace_id
+        marker = tl.marker(trace_id, span.span_id) if tl.markers else None
         has_attr = False
         end_tid = 0
         if marker is not None:
@@ -359,8 +388,9 @@ class Joiner:
                     f"{grpc.diagnosis}; before that: {before}" if before else grpc.diagnosis
                 )
         return Joined(
-            span, tl, goid, join, has_attr, an, bd, start, end, out, order, grpc, grpc_span
-        )
+            span, tl, goid, join, has_attr, an, bd, start, end, out, order, grpc, grpc_span,
+            trace_id,
+        )  # fmt: skip
 
     def finish(self, j: Joined, rivals: Rivals | None) -> int:
         """Write a prepared span; returns how many episode spans it got. `rivals` are the
@@ -373,7 +403,7 @@ class Joiner:
             _write_grpc(span, j.grpc)
         n = 0
         if bd.episodes:
-            trace, parent = span.trace_id, span.span_id
+            trace, parent = j.trace_id, span.span_id
             mine = (j.end - j.start, j.order)
             for seg in bd.episodes:
                 if rivals is not None and rivals.owned_by_inner(seg, j, mine):
@@ -414,7 +444,7 @@ class Joiner:
         parts.append(attr_str("goblock.diagnosis", bd.diagnosis))
         parts.append(_const_attr("goblock.join", join))
         if goid and not has_attr:
-            parts.append(attr_int(GOID_ATTR, goid))
+            parts.append(goid_attr(goid))
         span.MergeFromString(b"".join(parts))
 
     def _span_events(

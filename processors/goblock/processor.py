@@ -242,11 +242,12 @@ class GoblockProcessor(Component):
             by_trace: dict[bytes, list[Joined]] = {}
             for j in prepared:
                 if j.goid and j.bd.episodes:
-                    by_trace.setdefault(j.span.trace_id, []).append(j)
+                    by_trace.setdefault(j.trace_id, []).append(j)
             rivals = {t: Rivals(g) for t, g in by_trace.items() if len(g) > 1}
             for j in prepared:
-                episodes += joiner.finish(j, rivals.get(j.span.trace_id) if j.goid else None)
-                joined += bool(j.goid)
+                episodes += joiner.finish(j, rivals.get(j.trace_id) if rivals and j.goid else None)
+                if j.goid:
+                    joined += 1
             for ss, children in scopes:
                 if children:
                     ss.MergeFromString(b"".join(children))  # type: ignore[attr-defined]
