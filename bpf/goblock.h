@@ -21,7 +21,8 @@
 
 /* fd → file → inode walk, offsets from BTF (-D from the loader; 0 = unknown, no walk):
  * task_struct.files, files_struct.fdt, fdtable.{fd,max_fds}, file.{f_inode,f_path.dentry},
- * inode.{i_ino,i_mode}, dentry.d_name.name */
+ * inode.{i_ino,i_mode}, dentry.d_name.name; for sockets file.private_data, socket.sk,
+ * sock.{sk_protocol, __sk_common.skc_*} */
 #ifndef GOBLOCK_OFF_TASK_FILES
 #define GOBLOCK_OFF_TASK_FILES 0
 #define GOBLOCK_OFF_FILES_FDT 0
@@ -33,7 +34,35 @@
 #define GOBLOCK_OFF_INODE_MODE 0
 #define GOBLOCK_OFF_DENTRY_NAME 0
 #endif
+#ifndef GOBLOCK_OFF_FILE_PRIVATE
+#define GOBLOCK_OFF_FILE_PRIVATE 0
+#define GOBLOCK_OFF_SOCKET_SK 0
+#define GOBLOCK_OFF_SK_PROTOCOL 0
+#define GOBLOCK_OFF_SKC_FAMILY 0
+#define GOBLOCK_OFF_SKC_NUM 0
+#define GOBLOCK_OFF_SKC_DPORT 0
+#define GOBLOCK_OFF_SKC_RCV_SADDR 0
+#define GOBLOCK_OFF_SKC_DADDR 0
+#define GOBLOCK_OFF_SKC_V6_RCV_SADDR 0
+#define GOBLOCK_OFF_SKC_V6_DADDR 0
+#endif
 #define GOBLOCK_FD_NAME_LEN 48
+
+/* What fd_name holds for a socket instead of a dentry name (sockets have none): the
+ * endpoints the socket had while the syscall held it, read from its struct sock. User space
+ * used to walk /proc/<pid>/net/{tcp,udp}{,6} for each new socket: a few ms of kernel time
+ * per walk that a PREEMPT_NONE kernel does not interrupt, which the observed app felt as
+ * wakeup latency. The first byte (1) is never the first byte of a dentry name. */
+#define GOBLOCK_FD_SOCKADDR 1
+struct fd_sockaddr {
+    u8 tag;         /* GOBLOCK_FD_SOCKADDR */
+    u8 protocol;    /* IPPROTO_TCP, IPPROTO_UDP, ... */
+    u16 family;     /* AF_INET, AF_INET6 (others: no addresses) */
+    u16 sport;      /* host order */
+    u16 dport;      /* host order */
+    u8 saddr[16];   /* AF_INET: the first 4 bytes */
+    u8 daddr[16];
+};
 
 #define GOBLOCK_MAX_TIDS 65536
 #define GOBLOCK_HIST_SLOTS 32  /* log2(µs) slots */
@@ -310,6 +339,31 @@ static __always_inline u64 read_goid(u32 goid_off)
     return goid;
 }
 
+static __always_inline void fd_sockaddr(u64 file, struct fd_sockaddr *a)
+{
+    u64 sock = 0, sk = 0;
+    u16 family = 0, proto = 0, dport = 0;
+    if (!GOBLOCK_OFF_SOCKET_SK ||
+        bpf_probe_read_kernel(&sock, 8, (void *)(file + GOBLOCK_OFF_FILE_PRIVATE)) || !sock ||
+        bpf_probe_read_kernel(&sk, 8, (void *)(sock + GOBLOCK_OFF_SOCKET_SK)) || !sk ||
+        bpf_probe_read_kernel(&family, 2, (void *)(sk + GOBLOCK_OFF_SKC_FAMILY)))
+        return;
+    bpf_probe_read_kernel(&proto, 2, (void *)(sk + GOBLOCK_OFF_SK_PROTOCOL));
+    bpf_probe_read_kernel(&a->sport, 2, (void *)(sk + GOBLOCK_OFF_SKC_NUM));
+    bpf_probe_read_kernel(&dport, 2, (void *)(sk + GOBLOCK_OFF_SKC_DPORT));
+    if (family == 2) { /* AF_INET */
+        bpf_probe_read_kernel(a->saddr, 4, (void *)(sk + GOBLOCK_OFF_SKC_RCV_SADDR));
+        bpf_probe_read_kernel(a->daddr, 4, (void *)(sk + GOBLOCK_OFF_SKC_DADDR));
+    } else if (family == 10) { /* AF_INET6 */
+        bpf_probe_read_kernel(a->saddr, 16, (void *)(sk + GOBLOCK_OFF_SKC_V6_RCV_SADDR));
+        bpf_probe_read_kernel(a->daddr, 16, (void *)(sk + GOBLOCK_OFF_SKC_V6_DADDR));
+    }
+    a->dport = (dport >> 8) | (dport << 8); /* skc_dport is network order */
+    a->family = family;
+    a->protocol = proto;
+    a->tag = GOBLOCK_FD_SOCKADDR;
+}
+
 /* Identify the file behind `fd` of the current task while the syscall still holds it, so
  * user space can name it even when the app closes the fd right after the syscall (a
  * /proc/<pid>/fd lookup at decode time would be too late).  Kernel fields are read at
@@ -338,6 +392,10 @@ static __always_inline void fd_identity(u64 fd, u32 *mode, u64 *ino, char *name)
         return;
     bpf_probe_read_kernel(ino, 8, (void *)(inode + GOBLOCK_OFF_INODE_INO));
     *mode = imode | 0x10000; /* bit 16: "an open fd", so a mode of 0 is still told apart */
+    if ((imode & 0xF000) == 0xC000) { /* S_IFSOCK */
+        fd_sockaddr(file, (struct fd_sockaddr *)name);
+        return;
+    }
     if (!bpf_probe_read_kernel(&dentry, 8, (void *)(file + GOBLOCK_OFF_FILE_DENTRY)) && dentry &&
         !bpf_probe_read_kernel(&dname, 8, (void *)(dentry + GOBLOCK_OFF_DENTRY_NAME)) && dname)
         bpf_probe_read_kernel_str(name, GOBLOCK_FD_NAME_LEN, (void *)dname);

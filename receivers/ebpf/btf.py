@@ -131,12 +131,31 @@ FD_WALK = (
     ("GOBLOCK_OFF_INODE_MODE", "inode", "i_mode"),
     ("GOBLOCK_OFF_DENTRY_NAME", "dentry", "d_name.name"),
 )
+# sockets: their endpoints (bpf/goblock.h fd_sockaddr); without them sockets are named
+# from /proc/<pid>/net/{tcp,udp}{,6}
+SOCK_WALK = (
+    ("GOBLOCK_OFF_FILE_PRIVATE", "file", "private_data"),
+    ("GOBLOCK_OFF_SOCKET_SK", "socket", "sk"),
+    ("GOBLOCK_OFF_SK_PROTOCOL", "sock", "sk_protocol"),
+    ("GOBLOCK_OFF_SKC_FAMILY", "sock", "__sk_common.skc_family"),
+    ("GOBLOCK_OFF_SKC_NUM", "sock", "__sk_common.skc_num"),
+    ("GOBLOCK_OFF_SKC_DPORT", "sock", "__sk_common.skc_dport"),
+    ("GOBLOCK_OFF_SKC_RCV_SADDR", "sock", "__sk_common.skc_rcv_saddr"),
+    ("GOBLOCK_OFF_SKC_DADDR", "sock", "__sk_common.skc_daddr"),
+    ("GOBLOCK_OFF_SKC_V6_RCV_SADDR", "sock", "__sk_common.skc_v6_rcv_saddr"),
+    ("GOBLOCK_OFF_SKC_V6_DADDR", "sock", "__sk_common.skc_v6_daddr"),
+)
 
 
 def fd_walk_offsets() -> tuple[tuple[str, int], ...]:
-    """Offsets for the BPF fd → file → inode/dentry walk (bpf/goblock.h fd_identity)."""
+    """Offsets for the BPF fd → file → inode/dentry walk (bpf/goblock.h fd_identity), and
+    the socket → endpoints one when this kernel's BTF has every field of it."""
     b = vmlinux()
-    return tuple((name, b.offset_of(s, path)) for name, s, path in FD_WALK)
+    walk = tuple((name, b.offset_of(s, path)) for name, s, path in FD_WALK)
+    try:
+        return walk + tuple((name, b.offset_of(s, path)) for name, s, path in SOCK_WALK)
+    except BTFError:
+        return walk
 
 
 def task_fsbase_offset() -> int:

@@ -1,6 +1,7 @@
 """What a file descriptor of a target process refers to, in words a span can carry.
 
-`tcp 127.0.0.1:40312->127.0.0.1:5432` for sockets (4-tuple from /proc/<pid>/net/tcp{,6},
+`tcp 127.0.0.1:40312->127.0.0.1:5432` for sockets (the endpoints BPF read from the
+socket's struct sock; without BTF for that, the 4-tuple from /proc/<pid>/net/tcp{,6}
 matched by the socket inode that /proc/<pid>/fd/<n> names), a path for files,
 `pipe:[ino]` / `anon_inode:[eventpoll]` as the kernel names the rest.  The BPF side
 records the file's identity (mode, inode, dentry name) at sys_exit, while the syscall still
@@ -26,15 +27,9 @@ def _hex_addr(text: str, family: int) -> str:
     """/proc/net/tcp's address field ("0100007F:1538") → "127.0.0.1:5432"."""
     addr_hex, port_hex = text.split(":")
     raw = bytes.fromhex(addr_hex)
-    if family == socket.AF_INET:
-        host = socket.inet_ntop(family, raw[::-1])
-    else:
-        # four little-endian 32-bit words
-        words = struct.unpack("<4I", raw)
-        raw6 = struct.pack(">4I", *words)
-        host = socket.inet_ntop(family, raw6)
-        host = host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
-    return f"{host}:{int(port_hex, 16)}"
+    # IPv4: one little-endian word; IPv6: four of them
+    raw = raw[::-1] if family == socket.AF_INET else struct.pack(">4I", *struct.unpack("<4I", raw))
+    return f"{_ip(family, raw)}:{int(port_hex, 16)}"
 
 
 def read_socket_table(pid: int) -> dict[int, str]:
@@ -59,6 +54,35 @@ def read_socket_table(pid: int) -> dict[int, str]:
 
 
 S_IFMT, S_IFIFO, S_IFSOCK, S_IFREG = 0o170000, 0o010000, 0o140000, 0o100000
+# bpf/goblock.h struct fd_sockaddr: a socket's endpoints in fd_name
+FD_SOCKADDR = b"\x01"
+_SOCKADDR = struct.Struct("<BBHHH16s16s")
+_PROTOCOLS = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}
+
+
+def sockaddr_text(raw: bytes) -> str:
+    """fd_name of a socket → "tcp 127.0.0.1:40312->127.0.0.1:5432" (the /proc/net form), or
+    "" for a socket that is not TCP/UDP over IPv4/IPv6 (unix, netlink, ...)."""
+    if len(raw) < _SOCKADDR.size:
+        return ""
+    _tag, proto, family, sport, dport, saddr, daddr = _SOCKADDR.unpack_from(raw)
+    kind = _PROTOCOLS.get(proto)
+    if kind is None:
+        return ""
+    if family == socket.AF_INET:
+        return f"{kind} {_ip(family, saddr[:4])}:{sport}->{_ip(family, daddr[:4])}:{dport}"
+    if family == socket.AF_INET6:
+        return f"{kind} {_ip(family, saddr)}:{sport}->{_ip(family, daddr)}:{dport}"
+    return ""
+
+
+def _ip(family: int, raw: bytes) -> str:
+    host = socket.inet_ntop(family, raw)
+    if family == socket.AF_INET:
+        return host
+    return host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
+
+
 KERNEL_IDENTITY = 0x10000  # bit set by bpf/goblock.h fd_identity: mode/ino/name are valid
 
 
@@ -105,6 +129,8 @@ class FdResolver:
         if typ == S_IFIFO:
             return f"pipe:[{ino}]"
         if typ == S_IFSOCK:
+            if name[:1] == FD_SOCKADDR:
+                return sockaddr_text(name) or f"socket:[{ino}]"
             return self._socket(pid, ino) or f"socket:[{ino}]"
         path = ""
         try:
