@@ -41,6 +41,7 @@ class NameStats:
     causes: Counter[str] = field(default_factory=Counter)
     category_ms: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     slowest: tuple[float, str] = (0.0, "")  # (ms, diagnosis of the slowest enriched span)
+    slowest_row: SpanRow | None = None
     episodes: int = 0
 
 
@@ -64,10 +65,11 @@ def row_name(r: SpanRow) -> str:
 
 
 def summarize(rows: Callable[[], Iterable[SpanRow]], top: int = 3) -> Summary:
-    """`rows` is called once per pass (twice when `top` > 0)."""
+    """`rows` is called once per pass (twice when `top` > 0). The waterfall shows the `top`
+    slowest enriched spans, one per span name: the slowest of each of the slowest names, so
+    one slow endpoint does not fill the view."""
     stats: dict[tuple[str, str], NameStats] = defaultdict(NameStats)
     spans = 0
-    heap: list[tuple[float, int, SpanRow]] = []  # min-heap of the `top` slowest
     for r in rows():
         spans += 1
         if r.episode:
@@ -82,15 +84,11 @@ def summarize(rows: Callable[[], Iterable[SpanRow]], top: int = 3) -> Summary:
         st.causes[str(cause)] += 1
         if ms >= st.slowest[0]:
             st.slowest = (ms, str(r.attrs.get("goblock.diagnosis", "")))
+            st.slowest_row = r
         for k, v in categories(r.attrs).items():
             st.category_ms[k] += v
-        if top:
-            item = (ms, spans, r)
-            if len(heap) < top:
-                heapq.heappush(heap, item)
-            elif ms > heap[0][0]:
-                heapq.heapreplace(heap, item)
-    slow = [Slow(r) for _, _, r in sorted(heap, key=lambda x: -x[0])]
+    rows_by_ms = [st.slowest_row for st in stats.values() if st.slowest_row is not None]
+    slow = [Slow(r) for r in heapq.nlargest(top, rows_by_ms, key=lambda r: r.ms)]
     if slow:
         _gather(rows, slow)
     return Summary(stats=stats, spans=spans, slowest=slow)

@@ -65,15 +65,15 @@ def test_client_and_server_spans_of_a_method_are_reported_apart(tmp_path: Path) 
 
 
 def _traces(tmp_path: Path) -> Path:
-    """Three enriched server spans of 30, 100 and 60 ms; the 100 ms one has an episode
-    child and a grandchild; one malformed line."""
+    """Enriched server spans /x 30 ms, /y 100 ms, /x 60 ms, /x 50 ms; the 100 ms one has
+    an episode child and a grandchild; one malformed line."""
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     kv = rs.resource.attributes.add(key="service.name")
     kv.value.string_value = "svc"
     ss = rs.scope_spans.add()
-    for i, ms in enumerate((30, 100, 60), start=1):
-        s = ss.spans.add(name="GET /x", kind=Span.SPAN_KIND_SERVER)
+    for i, (name, ms) in enumerate((("x", 30), ("y", 100), ("x", 60), ("x", 50)), start=1):
+        s = ss.spans.add(name=f"GET /{name}", kind=Span.SPAN_KIND_SERVER)
         s.trace_id, s.span_id = bytes([i]) * 16, bytes([i]) * 8
         s.start_time_unix_nano, s.end_time_unix_nano = 1000 * MS, (1000 + ms) * MS
         for k, v in (("goblock.cause", "lock"), ("goblock.diagnosis", f"waited {ms} ms")):
@@ -97,8 +97,12 @@ def test_slowest_spans_come_with_their_trace_as_a_waterfall(tmp_path: Path) -> N
     out = io.StringIO()
     assert render(FileSource(_traces(tmp_path)), out, fmt="json", top=2) == 0
     doc = json.loads(out.getvalue())
-    assert doc["malformed_lines"] == 1 and doc["spans"] == 5
-    assert [s["duration_ms"] for s in doc["slowest"]] == [100.0, 60.0]
+    assert doc["malformed_lines"] == 1 and doc["spans"] == 6
+    # one per span name: /x is drawn by its 60 ms span, its 50 ms one is left out
+    assert [(s["name"], s["duration_ms"]) for s in doc["slowest"]] == [
+        ("GET /y", 100.0),
+        ("GET /x", 60.0),
+    ]
     top = doc["slowest"][0]
     assert top["trace_id"] == "02" * 16 and top["diagnosis"] == "waited 100 ms"
     assert top["categories_ms"] == {"park.sync_mutex_lock": 75.0, "on_cpu": 25.0}
@@ -109,6 +113,9 @@ def test_slowest_spans_come_with_their_trace_as_a_waterfall(tmp_path: Path) -> N
     assert doc["slowest"][1]["spans"] == []
     row = next(n for n in doc["names"] if n["name"] == "GET /x")
     assert (row["n"], row["cause"], row["causes"]) == (3, "lock", {"lock": 3})
+    out = io.StringIO()
+    render(FileSource(tmp_path / "traces.jsonl"), out, fmt="json", top=5)
+    assert len(json.loads(out.getvalue())["slowest"]) == 2  # as many as there are names
 
     text = io.StringIO()
     render(FileSource(tmp_path / "traces.jsonl"), text, top=1)
