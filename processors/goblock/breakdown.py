@@ -186,7 +186,7 @@ class Analysis:
     and the records it read (their fd targets, for TCP span events, are collected only
     when asked: most processes have no TCP events to match)."""
 
-    __slots__ = ("_recs", "goroutines", "root", "segs", "waited_on")
+    __slots__ = ("_recs", "goroutines", "own", "root", "segs", "waited_on")
 
     def __init__(self, segs: list[Seg], root: int = 0, goroutines: set[int] | None = None) -> None:
         self.segs = segs
@@ -196,6 +196,10 @@ class Analysis:
         # child goid → the parent's wait reason, for the diagnosis of critical-path episodes
         self.waited_on: dict[int, str] = {}
         self._recs: list[list[Rec]] = []  # the records the sweep read, per goroutine
+        # goroutine → (from, to, its own records in that window as
+        # ProcTimeline.goroutine found them): the peer of a netpoll wait is looked for
+        # there first, not in the timeline again
+        self.own: dict[int, tuple[int, int, list[Rec]]] = {}
 
     @property
     def targets(self) -> set[str]:
@@ -233,6 +237,8 @@ def _goroutine_segs(
     out: Analysis,
 ) -> list[Seg]:
     recs = tl.goroutine(goid, start, end, prefer)
+    if goid not in out.own:
+        out.own[goid] = (start, end, recs)
     if tl.by_tid:
         recs = recs + _thread_events(tl, recs, start, end, end_tid)
     out._recs.append(recs)
@@ -422,20 +428,20 @@ def _diagnose(
     if cause == "on_cpu":
         return f"ran on CPU for {ms} ms of {total} ms (CPU-bound)"
     seg = biggest[cause][1]
-    text = describe(tl, seg, ms)
+    text = describe(tl, seg, ms, an)
     if seg[4] and seg[4] != an.root:
         reason = an.waited_on.get(seg[4], "")
         text += f" in child goroutine {seg[4]}, which this span waited for ({reason})"
     return text
 
 
-def describe(tl: ProcTimeline, seg: Seg, ms: str) -> str:
+def describe(tl: ProcTimeline, seg: Seg, ms: str, an: Analysis | None = None) -> str:
     """One wait in words: what waited on what, how long."""
     code, detail = seg[2], seg[3]
     if code == PARK:
         cause = PARK_CAUSE.get(detail)
         if cause == "network":
-            peer = episode_peer(tl, seg)
+            peer = episode_peer(tl, seg, an)
             if peer:
                 name = peer[0]
                 return f"blocked {ms} ms {verb(name)} {peer[1]} (netpoll wait)"
@@ -476,15 +482,39 @@ def describe(tl: ProcTimeline, seg: Seg, ms: str) -> str:
     return f"off-CPU {ms} ms"
 
 
+def _syscall_before_in(own: tuple[int, int, list[Rec]], t: int) -> tuple[Rec] | None:
+    """ProcTimeline.syscall_before on the goroutine's records the sweep already has, when
+    they decide it: (the syscall,) if found among its records from `since` on (all of
+    them up to `until` are there, in start order); None when the search would go on
+    before `since` or past the goroutine (then ask the timeline: same answer, slower)."""
+    since, until, recs = own
+    if t > until:  # records after the window are not at hand
+        return None
+    lo_t, hi_e = t - _PEER_LOOKBACK_NS, t + 1_000_000
+    # the records found from `since` on, in start order (ProcTimeline.goroutine lists
+    # them first; older ones still running follow, started before `since`)
+    for i in range(len(recs) - 1, -1, -1):
+        r = recs[i]
+        s = r[0]
+        if s < since or s > t:
+            continue
+        if s < lo_t:
+            return None  # the goroutine's search ends here: its thread's is next
+        if r[2] == SYSCALL and r[1] <= hi_e and r[3][1]:
+            return (r,)
+    return None
+
+
 # id(segment) → (segment, its peer): the diagnosis and the episode span of one wait ask
 # for its peer in turn (the entry keeps the segment alive, so an id is never reused
 # while cached)
 _peer_memo: dict[int, tuple[Seg, tuple[str, str] | None]] = {}
 
 
-def episode_peer(tl: ProcTimeline, seg: Seg) -> tuple[str, str] | None:
+def episode_peer(tl: ProcTimeline, seg: Seg, an: Analysis | None = None) -> tuple[str, str] | None:
     """(syscall, peer) of a netpoll wait: the fd the park itself names, else the socket
-    syscall right before the park (the read that returned EAGAIN)."""
+    syscall right before the park (the read that returned EAGAIN). `an`: the span's
+    analysis, whose records of the goroutine are searched before the timeline."""
     got = _peer_memo.get(id(seg))
     if got is not None and got[0] is seg:
         return got[1]
@@ -495,7 +525,14 @@ def episode_peer(tl: ProcTimeline, seg: Seg) -> tuple[str, str] | None:
         res: tuple[str, str] | None = (detail.op, peer)
     else:
         goid = seg[4]
-        r = tl.syscall_before(goid, seg[5], seg[0], _PEER_LOOKBACK_NS) if goid else None
+        r = None
+        if goid:
+            own = an.own.get(goid) if an is not None else None
+            found = _syscall_before_in(own, seg[0]) if own is not None else None
+            if found is None:  # not decided by the records at hand
+                r = tl.syscall_before(goid, seg[5], seg[0], _PEER_LOOKBACK_NS)
+            else:
+                r = found[0]
         peer = peer_of(r[3][1]) if r else ""
         res = (r[3][0], peer) if peer else None  # type: ignore[index]
     if len(_peer_memo) >= 4096:

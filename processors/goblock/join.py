@@ -60,12 +60,25 @@ _FIXED_STRUCT = struct.Struct("<" + "".join(f"{len(p)}sd" for p in _FIXED_PREFIX
 _FIXED_SET = frozenset(FIXED_CATEGORIES)
 
 
+_pack_d = struct.Struct("<d").pack
+# encoded `goblock.<category>.ms` attributes up to their double value, per category
+_cat_prefix: dict[str, bytes] = {}
+
+
+def _category_prefix(cat: str) -> bytes:
+    if len(_cat_prefix) >= 4096:  # park reasons recur; see breakdown._MEMO_MAX
+        _cat_prefix.clear()
+    got = _cat_prefix[cat] = attr_double(f"goblock.{cat}.ms", 0.0)[:-8]
+    return got
+
+
 @functools.lru_cache(maxsize=256)
 def _const_attr(key: str, value: str) -> bytes:
     return attr_str(key, value)
 
 
 MAX_SPAN_EVENTS = 32
+_NO_SOCKETS: set[str] = set()  # never written to: the usual case shares it
 _rand = random.Random()
 
 
@@ -176,14 +189,16 @@ def _static_parts(code: int, detail: Any) -> tuple[bytes, bytes]:
     return got
 
 
-def episode_entry(tl: ProcTimeline, seg: Seg, trace_id: bytes, parent: bytes) -> bytes:
+def episode_entry(
+    tl: ProcTimeline, seg: Seg, trace_id: bytes, parent: bytes, an: Analysis | None = None
+) -> bytes:
     """An episode as an encoded child span (a `ScopeSpans.spans` entry)."""
     code, detail = seg[2], seg[3]
     name, static = _static_parts(code, detail)
     if seg[4]:
         static += goid_attr(seg[4])
     if code == PARK and PARK_CAUSE.get(detail) == "network":
-        peer = episode_peer(tl, seg)
+        peer = episode_peer(tl, seg, an)
         if peer:
             static += _peer_attrs(peer)
     return span_entry(trace_id, new_span_id(), parent, name, seg[0], seg[1], static)
@@ -408,13 +423,14 @@ class Joiner:
             for seg in bd.episodes:
                 if rivals is not None and rivals.owned_by_inner(seg, j, mine):
                     continue
-                j.out.append(episode_entry(tl, seg, trace, parent))
+                j.out.append(episode_entry(tl, seg, trace, parent, an))
                 n += 1
-        sockets: set[str] = set()
+        sockets: set[str] = _NO_SOCKETS
         if j.grpc_span and j.grpc is not None and j.grpc.conns:
             sockets = _grpc_sockets(tl, j.grpc.conns, j.start, j.end, self.prefer)
             _write_tcp_context(span, self.timelines.tcp, sockets, j.start, j.end)
-        self._span_events(span, tl, an, j.start, j.end, j.grpc_span, sockets)
+        if self.timelines.tcp or tl.instants:  # else there is no event to copy
+            self._span_events(span, tl, an, j.start, j.end, j.grpc_span, sockets)
         if j.goid:
             done = tl.done
             for g in an.goroutines:
@@ -439,7 +455,10 @@ class Joiner:
         if len(ns) > len(FIXED_CATEGORIES):
             for cat, v in ns.items():
                 if cat not in _FIXED_SET:
-                    parts.append(attr_double(f"goblock.{cat}.ms", v / 1e6))
+                    prefix = _cat_prefix.get(cat)
+                    if prefix is None:
+                        prefix = _category_prefix(cat)
+                    parts.append(prefix + _pack_d(v / 1e6))
         parts.append(_const_attr("goblock.cause", bd.cause))
         parts.append(attr_str("goblock.diagnosis", bd.diagnosis))
         parts.append(_const_attr("goblock.join", join))

@@ -25,6 +25,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import accumulate
 from operator import itemgetter
 from typing import Any
 
@@ -105,13 +106,16 @@ class Recs(list):
     long-lived goroutine) also keeps its starts in an int64 array, made at its first
     search, for bisect without building views."""
 
-    __slots__ = ("data", "last", "ordered", "starts")
+    __slots__ = ("data", "last", "maxends", "ordered", "starts")
 
     def __init__(self) -> None:  # the list itself starts empty: no list.__init__ needed
         self.data = bytearray()
         self.last = -_I64  # start of the last record appended
         self.ordered = True
         self.starts: array[int] | None = None
+        # with `starts`: the largest end among records 0..i (an upper bound once the front
+        # was expired): a search skips the scan back for still-running records when none is
+        self.maxends: array[int] | None = None
 
     def add_rec(self, start: int, end: int, code: int, detail: Any, tid: int, src: int) -> None:
         if start < self.last:
@@ -121,6 +125,8 @@ class Recs(list):
         self.append(detail)
         if self.starts is not None:
             self.starts.append(start)
+            me = self.maxends
+            me.append(end if not me or end > me[-1] else me[-1])  # type: ignore[union-attr]
 
     def rec(self, i: int) -> Rec:
         s, e, m = _unpack_rec(self.data, i * _REC_SIZE)
@@ -165,7 +171,7 @@ class Recs(list):
         )
         self.data = bytearray(b"".join(_pack_rec(s, e, m) for s, e, m, _ in recs))
         self[:] = [r[3] for r in recs]
-        self.starts = None
+        self.starts = self.maxends = None
         self.last = recs[-1][0] if recs else -_I64
         self.ordered = True
 
@@ -177,7 +183,9 @@ class Recs(list):
                 rows = list(_REC.iter_unpack(self.data))
                 hi = bisect_right(rows, hi_t, key=_START)
                 return bisect_left(rows, lo_t, 0, hi, key=_START), hi
-            starts = self.starts = array("q", [s for s, _, _ in _REC.iter_unpack(self.data)])
+            rows = list(_REC.iter_unpack(self.data))
+            starts = self.starts = array("q", [s for s, _, _ in rows])
+            self.maxends = array("q", accumulate([e for _, e, _ in rows], max))
         hi = bisect_right(starts, hi_t)
         return bisect_left(starts, lo_t, 0, hi), hi
 
@@ -209,13 +217,19 @@ class Recs(list):
                     misses += 1
                 j -= 1
             return out
-        data, rec = self.data, self.rec
+        data = self.data
         lo, hi = self._bisect(start, end)
-        out = [rec(i) for i in range(lo, hi)]
-        j, misses = lo - 1, 0
+        out = []
+        for i in range(lo, hi):
+            s, e, m = _unpack_rec(data, i * _REC_SIZE)
+            out.append((s, e, m & 15, _lget(self, i), m >> 8, (m >> 4) & 3))
+        # nothing before lo ends after start: the scan back would find nothing
+        j = lo - 1 if lo and self.maxends[lo - 1] > start else -1  # type: ignore[index]
+        misses = 0
         while j >= 0 and misses < 4:
-            if _unpack_rec(data, j * _REC_SIZE)[1] > start:
-                out.append(rec(j))
+            s, e, m = _unpack_rec(data, j * _REC_SIZE)
+            if e > start:
+                out.append((s, e, m & 15, _lget(self, j), m >> 8, (m >> 4) & 3))
             else:
                 misses += 1
             j -= 1
@@ -240,7 +254,7 @@ class Recs(list):
             del data[:]
             del self[:]
             self.last = -_I64
-            self.starts = None
+            self.starts = self.maxends = None
             return n
         self.sort()
         data = self.data
@@ -253,11 +267,12 @@ class Recs(list):
             del self[:i]
             if self.starts is not None:
                 del self.starts[:i]
+                del self.maxends[:i]  # type: ignore[index]  # still upper bounds
         else:
             head = b"".join(data[j * _REC_SIZE : (j + 1) * _REC_SIZE] for j in keep)
             self.data = bytearray(head) + data[i * _REC_SIZE :]
             self[:] = [_lget(self, j) for j in keep] + _lget(self, slice(i, None))
-            self.starts = None
+            self.starts = self.maxends = None
         if not len(self):
             self.last = -_I64
         return i - len(keep)
@@ -299,7 +314,7 @@ class Candidates:
         if i > 4096 and i * 2 > n:  # compact: drop the consumed front
             del data[: i * _REC_SIZE]
             del recs[:i]
-            recs.starts = None
+            recs.starts = recs.maxends = None
             del goids[: i * 8]
             self.head = 0
         return out
@@ -694,6 +709,8 @@ class Timelines:
             lst.append(detail)
             if lst.starts is not None:
                 lst.starts.append(start)
+                me = lst.maxends
+                me.append(end if not me or end > me[-1] else me[-1])  # type: ignore[union-attr]
             stored += 1
         if stored:
             self.total += stored

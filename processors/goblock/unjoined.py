@@ -14,16 +14,14 @@ import random
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otel_goblock.processors.goblock.breakdown import Seg
-from otel_goblock.processors.goblock.categories import (
-    GC_ASSIST,
-    GC_STW,
-    PARK,
-)
 from otel_goblock.processors.goblock.join import fill_episode, new_span_id, put
-from otel_goblock.processors.goblock.timeline import ProcTimeline, Timelines
+from otel_goblock.processors.goblock.timeline import _CLAIM, ProcTimeline, Timelines
 
 SCOPE_NAME = "otel-goblock/goblock"
 _rand = random.Random()
+_CLAIM_SIZE = _CLAIM.size
+_unpack_claim = _CLAIM.unpack
+_iter_claims = _CLAIM.iter_unpack
 
 
 def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
@@ -32,11 +30,23 @@ def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
     goroutines such as "GC worker (idle)" are not waits of the program —, syscalls of
     known goroutines, GC assist and stop-the-world, flow-control waits ≥ min_episode)."""
     out: list[Seg] = []
+    arb = tl.arb  # the kinds (of PARK, GC_ASSIST, GC_STW) more than one source reported
+    claims = tl.claims
     for s, e, code, detail, goid, tid, src in tl.candidates.pop_before(cutoff):
-        if src != prefer and code in (PARK, GC_ASSIST, GC_STW) and tl.arbitrated(code):
+        if src != prefer and code in arb:
             continue
-        if not tl.claimed(goid, s, e):  # goid 0 (stop-the-world): any span of the process
-            out.append((s, e, code, detail, goid, tid))
+        if goid:  # tl.claimed(goid, s, e), inlined: most goroutines have one claim
+            lst = claims.get(goid)
+            if lst:
+                if len(lst) == _CLAIM_SIZE:
+                    a, b = _unpack_claim(lst)
+                    if a < e and s < b:
+                        continue
+                elif any(a < e and s < b for a, b in _iter_claims(lst)):
+                    continue
+        elif tl.claimed(0, s, e):  # goid 0 (stop-the-world): any span of the process
+            continue
+        out.append((s, e, code, detail, goid, tid))
     tl.forget_claims(cutoff)
     return out
 
