@@ -139,3 +139,18 @@ class Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_until(f: Any, what: str, timeout_s: float = 30) -> Any:
+    """f()'s first truthy value; fails naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (v := f()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return v
+
+
+def gotrace_traces_pulled(p: Pipeline) -> float:
+    """Execution traces the pipeline's gotrace receiver pulled and parsed."""
+    m = p.metrics()
+    return sum(v for k, v in m.items() if k.startswith("goblock_gotrace_traces") and "ok" in k)

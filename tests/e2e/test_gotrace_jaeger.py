@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from typing import Any
 import psutil
 import pytest
 from harness import DemoService, JaegerClient, JaegerService, Span, Trace, hit, hit_many
-from pipelines import Pipeline, free_port
+from pipelines import Pipeline, free_port, wait_until
+from pipelines import gotrace_traces_pulled as traces_pulled
 
 pytestmark = pytest.mark.e2e
 
@@ -84,19 +84,6 @@ def gotrace_config(otlp_port: int, demo: DemoService, jaeger: JaegerService) -> 
             }
         },
     }
-
-
-def wait_until(f: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (v := f()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-    return v
-
-
-def traces_pulled(p: Pipeline) -> float:
-    m = p.metrics()
-    return sum(v for k, v in m.items() if k.startswith("goblock_gotrace_traces") and "ok" in k)
 
 
 @pytest.fixture(scope="module")

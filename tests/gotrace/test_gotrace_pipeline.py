@@ -7,14 +7,14 @@ trace alone (no root, no uprobes).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import DemoService, Span, build_demo, hit, read_traces
-from pipelines import Pipeline, free_port
+from pipelines import Pipeline, free_port, wait_until
+from pipelines import gotrace_traces_pulled as traces_pulled
 
 pytestmark = pytest.mark.e2e
 
@@ -43,19 +43,6 @@ def gotrace_pipeline(otlp_port: int, demo_port: int, out: Path) -> dict[str, Any
             }
         },
     }
-
-
-def wait_until(f: Any, what: str, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (v := f()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-    return v
-
-
-def traces_pulled(p: Pipeline) -> float:
-    m = p.metrics()
-    return sum(v for k, v in m.items() if k.startswith("goblock_gotrace_traces") and "ok" in k)
 
 
 @pytest.fixture(scope="module")
