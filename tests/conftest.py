@@ -7,33 +7,16 @@ pass by skipping the tests that matter most.
 
 from __future__ import annotations
 
-import functools
-import os
-
+import ebpfgate
 import pytest
 
 
-@functools.cache
-def ebpf_unavailable_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (CAP_BPF + CAP_PERFMON): run as root"
-    try:
-        from otel_goblock.receivers.ebpf.program import import_bcc
-
-        import_bcc()
-    except Exception as e:  # ImportError, or the PyPI lattice `bcc`
-        return f"BCC is not importable ({e}): run scripts/setup.sh"
-    if not os.path.exists(f"/lib/modules/{os.uname().release}/build"):
-        return "kernel headers are not linked for BCC: run scripts/setup.sh"
-    return None
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    required = os.environ.get("GOBLOCK_REQUIRE_EBPF") == "1"
+    required = ebpfgate.required()
     for item in items:
         if item.get_closest_marker("ebpf") is None:
             continue
-        reason = ebpf_unavailable_reason()
+        reason = ebpfgate.ebpf_unavailable_reason()
         if reason is None:
             continue
         if required:
@@ -44,4 +27,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def _ebpf_required_but_unavailable() -> None:
-    pytest.fail(f"GOBLOCK_REQUIRE_EBPF=1 but eBPF is unavailable: {ebpf_unavailable_reason()}")
+    ebpfgate.require_ebpf()

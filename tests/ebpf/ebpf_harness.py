@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+from ebpfgate import require_ebpf  # noqa: F401  (the tests import the gate from here)
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -31,27 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURE_SRC = REPO / "tests" / "ebpf" / "fixtures" / "gbfx"
 FIXTURE_CACHE = REPO / "build" / "test-fixtures"
 GO = os.environ.get("GO", "/usr/local/go/bin/go")
-
-
-def ebpf_problem() -> str | None:
-    """Why BPF tests cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root (CAP_BPF/CAP_PERFMON)"
-    from otel_goblock.doctor import run_doctor
-
-    ok, lines = run_doctor(compile_=False)
-    if not ok:
-        return "; ".join(ln for ln in lines if ln.startswith("FAIL"))
-    return None
-
-
-def require_ebpf() -> None:
-    problem = ebpf_problem()
-    if problem is None:
-        return
-    if os.environ.get("GOBLOCK_REQUIRE_EBPF") == "1":
-        pytest.fail(f"GOBLOCK_REQUIRE_EBPF=1 but eBPF is unavailable: {problem}")
-    pytest.skip(f"eBPF unavailable: {problem}")
 
 
 class Sink:
