@@ -16,13 +16,24 @@ Part 2 — events/s the Python side decodes before loss: a target doing a syscal
 syscall_threshold 0 (every syscall becomes an event) into a 64 MiB ring; the pipeline's
 consumer only counts.  Prints decoded events/s and lost events/s while saturated.
 
+The garbage collector is set up as `otel-goblock` sets it up (otel_goblock/cli.py: freeze
+what start-up built, young threshold 50k) unless --default-gc: CPython's defaults (700)
+make the collector walk each batch of events several times while it is built, a cost the
+agent does not have.  With
+--old-tree (a git worktree of older code), part 2 runs old and new alternately (ABAB, each
+in its own process against the same storm binary) and prints them side by side.
+
 Run as root:  .venv/bin/python benchmarks/ebpf_overhead.py [--rounds 4] [--seconds 5]
-              [--rate 5000] [--only syscalls|sched|tcp] [--no-ceiling]
+              [--rate 5000] [--only syscalls|sched|tcp] [--no-ceiling | --ceiling-only]
+              [--old-tree /tmp/wt-old] [--ceiling-rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
+import json
 import os
 import re
 import socket
@@ -35,7 +46,21 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "ebpf"))
+sys.path[:0] = [str(REPO / "tests" / "ebpf"), str(REPO / "tests")]  # ebpf_harness, ebpfgate
+
+
+def use_tree(tree: Path) -> None:
+    """Import otel_goblock (and its receivers, bpf/ sources) from another checkout of the
+    repo: the editable install maps the package names to folders, remapped here before the
+    first import, so old and new code run the same benchmark code."""
+    import __editable___otel_goblock_0_1_0_finder as finder  # type: ignore[import-not-found]
+
+    for name, folder in list(finder.MAPPING.items()):
+        finder.MAPPING[name] = str(tree / Path(folder).relative_to(REPO))
+
+
+if "--tree" in sys.argv:
+    use_tree(Path(sys.argv[sys.argv.index("--tree") + 1]).resolve())
 
 from ebpf_harness import FIXTURE_SRC, GO, Running, Sink  # noqa: E402
 
@@ -220,7 +245,7 @@ def overhead(binary: Path, rounds: int, seconds: int, conc: int, rate: int, extr
         server.wait()
 
 
-def decode_ceiling(binary: Path, seconds: int) -> None:
+def decode_ceiling(binary: Path, seconds: int) -> dict[str, float]:
     storm_bin = binary  # comm "gbfx-bench": matched by the comm target below
     r = Running(
         {
@@ -257,8 +282,49 @@ def decode_ceiling(binary: Path, seconds: int) -> None:
             f"  agent CPU: {100 * cpu / dt:.0f}% of a core -> "
             f"{(d1 - d0) / cpu:,.0f} events per agent CPU-second"
         )
+        return {
+            "offered": calls / (seconds + 1),
+            "decoded_per_s": (d1 - d0) / dt,
+            "lost_per_s": (l1 - l0) / dt,
+            "agent_pct": 100 * cpu / dt,
+            "per_cpu_s": (d1 - d0) / cpu,
+        }
     finally:
         r.stop()
+
+
+def agent_gc() -> None:
+    """The collector as otel_goblock/cli.py sets it once the service started."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def ceiling_side_by_side(
+    binary: Path, seconds: int, old_tree: Path, rounds: int, default_gc: bool
+) -> None:
+    """Part 2 for the old tree and this one, alternating (old, new, new, old, ...) so that
+    the machine's drift cancels; each run is a fresh process importing its own tree."""
+    res: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+    for i in range(rounds):
+        for which in ("old", "new") if i % 2 == 0 else ("new", "old"):
+            argv = [sys.executable, __file__, "--ceiling-only", "--json", "--binary", str(binary)]
+            argv += ["--seconds", str(seconds)] + (["--default-gc"] if default_gc else [])
+            if which == "old":
+                argv += ["--tree", str(old_tree)]
+            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            res[which].append(r)
+            print(
+                f"  {which}: decoded {r['decoded_per_s']:>9,.0f}/s"
+                f"  lost {r['lost_per_s']:>10,.0f}/s"
+                f"  agent {r['agent_pct']:3.0f}%  -> {r['per_cpu_s']:>9,.0f} events/CPU-s",
+                flush=True,
+            )
+    print("\nmedians                       old         new    new/old")
+    for key in ("decoded_per_s", "per_cpu_s", "agent_pct"):
+        o = statistics.median(x[key] for x in res["old"])
+        n = statistics.median(x[key] for x in res["new"])
+        print(f"  {key:22s} {o:11,.0f} {n:11,.0f}    {n / o:6.2f}")
 
 
 def main() -> None:
@@ -269,6 +335,15 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=0, help="paced load, req/s (0: closed loop)")
     ap.add_argument("--only", choices=("syscalls", "sched", "tcp"), help="one concern only")
     ap.add_argument("--no-ceiling", action="store_true", help="skip part 2")
+    ap.add_argument("--ceiling-only", action="store_true", help="part 2 only")
+    ap.add_argument("--old-tree", type=Path, help="part 2 side by side with this checkout")
+    ap.add_argument("--ceiling-rounds", type=int, default=2, help="old/new pairs of part 2")
+    ap.add_argument(
+        "--default-gc", action="store_true", help="CPython's gc thresholds, not the CLI's"
+    )
+    ap.add_argument("--tree", type=Path, help=argparse.SUPPRESS)  # handled at import
+    ap.add_argument("--binary", type=Path, help=argparse.SUPPRESS)  # prebuilt gbfx-bench
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
         "--go-runtime", action="store_true", help="also the Go runtime + grpc uprobes (defaults)"
     )
@@ -278,7 +353,27 @@ def main() -> None:
         help="netpoll_peers: false (no EAGAIN read events; parks lose their peer address)",
     )
     args = ap.parse_args()
-    binary = build()
+    binary = args.binary or build()
+    if not args.default_gc:
+        agent_gc()
+    if args.ceiling_only and args.json:  # one run of a side-by-side comparison
+        with contextlib.redirect_stdout(sys.stderr):
+            r = decode_ceiling(binary, args.seconds)
+        print(json.dumps(r))
+        return
+    if args.ceiling_only:
+        print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+        print(
+            "part 2: Python decode ceiling (syscall storm, threshold 0), gc "
+            + ("defaults" if args.default_gc else "as otel-goblock sets it")
+        )
+        if args.old_tree:
+            ceiling_side_by_side(
+                binary, args.seconds, args.old_tree, args.ceiling_rounds, args.default_gc
+            )
+        else:
+            decode_ceiling(binary, args.seconds)
+        return
     print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     if BPF_STATS.exists() and BPF_STATS.read_text().strip() == "0":
         BPF_STATS.write_text("1\n")  # left on: other sessions may be reading it too
@@ -303,7 +398,13 @@ def main() -> None:
     overhead(binary, args.rounds, args.seconds, args.concurrency, args.rate, extra)
     if not args.no_ceiling:
         print("\npart 2: Python decode ceiling (syscall storm, threshold 0)")
-        decode_ceiling(binary, args.seconds)
+        print("  (gc " + ("defaults" if args.default_gc else "as otel-goblock sets it") + ")")
+        if args.old_tree:
+            ceiling_side_by_side(
+                binary, args.seconds, args.old_tree, args.ceiling_rounds, args.default_gc
+            )
+        else:
+            decode_ceiling(binary, args.seconds)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 Each layout is a little-endian `struct` format with explicit padding, so it does not depend
 on the host's C alignment rules; tests/ebpf/test_decode_layout.py compiles goblock.h with
-BCC and checks every field's offset and each struct's size against these.  Decoding here is
-tuple-level (one `unpack_from` per record) because the poll thread decodes up to hundreds
-of thousands of records a second; naming (syscall names, fd targets, addresses) is done
-once per record that survives to an `Event`.
+BCC and checks every field's offset and each struct's size against these.  The poll thread
+decodes up to a million and more records a second, so nothing here runs Python per field:
+a ring drain (receivers/ebpf/ring.py) is decoded with one `struct.iter_unpack` (a tuple
+per record) or, on the syscall hot path, with `columns` (a list per field, no per-record
+object at all); naming (syscall names, fd targets, addresses) is done once per record that
+becomes an `Event`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ class Layout:
     @property
     def size(self) -> int:
         return struct.calcsize(self.fmt)
+
+    def codes(self) -> dict[str, str]:
+        """The struct format code of each named field (padding fields excluded)."""
+        codes = _tokens(struct.Struct(self.fmt).format.lstrip("<"))
+        return {n: c for n, c in zip(self.fields, codes, strict=True) if not n.startswith("_")}
 
     def offsets(self) -> dict[str, int]:
         """Byte offset of each named field (padding fields excluded)."""
@@ -156,6 +163,27 @@ unpack_proc = _PROC.unpack_from
 unpack_go = GO_EVENT.struct.unpack_from
 
 
+def columns(
+    layout: Layout, region: bytes, stride: int, names: tuple[str, ...], base: int = 8
+) -> list[list]:
+    """Fields of `layout` records laid out every `stride` bytes from `base` (a ring drain:
+    receivers/ebpf/ring.py), one list per field of `names`, each read with one strided
+    memoryview and `tolist()`: a column of ints costs no Python call per record and, unlike
+    a tuple per record, no object the garbage collector tracks (a batch's tuples made the
+    collector's passes over young objects a large part of a drain's CPU)."""
+    mv = memoryview(region)
+    offsets, codes = layout.offsets(), layout.codes()
+    out = []
+    for name in names:
+        code = codes[name]
+        size = struct.calcsize(code)
+        pos = base + offsets[name]
+        if pos % size or stride % size or code.endswith(("s", "x")):
+            raise ValueError(f"{layout.c_name}.{name}: not a column of aligned integers")
+        out.append(mv.cast(code)[pos // size :: stride // size].tolist())
+    return out
+
+
 def addr_text(family: int, raw: bytes) -> str:
     if family == 2:
         return str(ipaddress.IPv4Address(raw[:4]))
@@ -189,6 +217,24 @@ def sched_event(rec: tuple, to_wall: int) -> Event:
         {"after": RUNQ_CAUSES.get(state, str(state))},
         "ebpf",
     )
+
+
+def sched_events(recs: list[tuple], to_wall: int) -> list[Event]:
+    """A drain of sched records (each as from unpack_sched, or a ring slot's tuple) as
+    Events: sched_event's work inline, the per-record call and lookups hoisted out of a
+    loop that runs for every context switch of a target."""
+    out: list[Event] = []
+    append = out.append
+    offcpu_states, runq_causes = OFFCPU_STATES, RUNQ_CAUSES
+    for start, end, goid, runq_ns, pid, tid, kind, state in recs:
+        if kind == SCHED_OFFCPU:
+            name = offcpu_states.get(state) or str(state)
+            attrs: dict = {"state": name, "runq_ns": runq_ns}
+            append(Event("offcpu", pid, tid, goid, start + to_wall, end + to_wall, attrs, "ebpf"))
+        else:
+            attrs = {"after": runq_causes.get(state) or str(state)}
+            append(Event("runqueue", pid, tid, goid, start + to_wall, end + to_wall, attrs, "ebpf"))
+    return out
 
 
 def tcp_event(rec: tuple, to_wall: int) -> Event:

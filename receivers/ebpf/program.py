@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from otel_goblock.receivers.ebpf.ring import RingReader, RingSet, record_struct
+
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 
 # index constants mirrored from bpf/goblock.h (checked by tests/ebpf/test_decode_layout.py)
@@ -118,6 +120,7 @@ class Program:
         bcc = import_bcc()
         text, cflags = source_text(opts)
         self.bpf = bcc.BPF(text=text.encode(), cflags=cflags)
+        self.rings = RingSet()
         self._closed = False
 
     def table(self, name: str) -> Any:
@@ -149,13 +152,20 @@ class Program:
             out[name] = int(sum(t[ctypes.c_int(idx)]))
         return out
 
-    def poll(self, timeout_ms: int) -> None:
-        """Wait up to timeout_ms for a wakeup (an exec, or every 256th record on a CPU),
-        then drain every ring: most records are submitted without a wakeup."""
-        self.bpf.ring_buffer_poll(timeout_ms)
-        self.bpf.ring_buffer_consume()
+    def open_ring(self, name: str, body_fmt: str, body_size: int) -> RingReader:
+        """The ring-buffer map `name`, mapped for draining (receivers/ebpf/ring.py), its
+        records decoded with the struct format `body_fmt` (`body_size` bytes)."""
+        t = self.table(name)
+        slot = record_struct(body_fmt, body_size)
+        return self.rings.add(name, RingReader(t.map_fd, int(t.max_entries), slot, body_size))
+
+    def wait(self, timeout_ms: int) -> None:
+        """Wait up to timeout_ms for a wakeup (an exec, or every 256th record on a CPU);
+        the caller then drains every ring: most records are submitted without a wakeup."""
+        self.rings.wait(timeout_ms)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self.rings.close()
             self.bpf.cleanup()

@@ -1,9 +1,10 @@
 """The `ebpf` receiver: attaches the BPF programs, drains their ring buffers, feeds the
 pipeline with goblock events (traces pipeline) and kernel-aggregated metrics.
 
-Threads: BCC's ring-buffer poll blocks, so a poll thread owns the loaded module — it
-drains, decodes, names (syscall names, fd targets, addresses), converts monotonic to wall
-clock, and hands each batch to the asyncio loop with `run_coroutine_threadsafe`.  At most
+Threads: waiting on the ring buffers blocks, so a poll thread owns the loaded module — it
+drains (receivers/ebpf/ring.py: a whole drain decoded at once from the ring's mapping),
+names (syscall names, fd targets, addresses), converts monotonic to wall clock, and hands
+each batch to the asyncio loop with `run_coroutine_threadsafe`.  At most
 `max_pending_batches` batches wait in the loop; beyond that a batch is dropped and counted
 as lost, so a slow pipeline costs events, never unbounded memory.  Kernel-side losses
 (ring buffer full) are read from the `lost` map.  Every loss is counted in
@@ -20,11 +21,10 @@ import errno
 import logging
 import os
 import socket
+import struct
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
 
 from otel_goblock.receivers.ebpf import decode, grpcprobes, metrics
 from otel_goblock.receivers.ebpf.config import Config
@@ -39,8 +39,10 @@ from otel_goblock.receivers.ebpf.program import (
     ProgramOptions,
     import_bcc,
 )
+from otel_goblock.receivers.ebpf.ring import RingReader
 from otel_goblock.receivers.ebpf.syscalls import syscall_name, takes_fd
 from otel_goblock.receivers.ebpf.targets import TargetSet, parse_specs
+from otel_goblock.receivers.gotrace.parser.gcbatch import fewer_young_collections
 
 from otel_goblock.clock import MonotonicClock
 from otel_goblock.component import Component, Consumers, CreateSettings, Host
@@ -57,6 +59,23 @@ from otel_goblock.pdata import Event, Metrics, RequestInfo, Traces
 
 PAGE = 4096
 MAX_RECORDS_PER_DRAIN = 16384
+# each ring's record: struct format and size (the layout test checks them against the C)
+_RING_RECORDS: dict[str, tuple[str, int]] = {
+    "syscall_events": (decode.SYSCALL_EVENT.fmt, decode.SYSCALL_EVENT.size),
+    "sched_events": (decode.SCHED_EVENT.fmt, decode.SCHED_EVENT.size),
+    "tcp_events": (decode.TCP_EVENT.fmt, decode.TCP_EVENT.size),
+    "proc_events": (decode.PROC_EVENT.fmt, decode.PROC_EVENT.size),
+    "go_events": (decode.GO_EVENT.fmt, decode.GO_EVENT.size),
+    # copied whole into the ctypes struct grpcprobes decodes
+    "grpc_events": (
+        f"{ctypes.sizeof(grpcprobes.GrpcEvent)}s",
+        ctypes.sizeof(grpcprobes.GrpcEvent),
+    ),
+}
+# syscall_event fields read as columns (all but fd_name, sliced only when needed)
+_SYSCALL_COLUMNS = ("start_ns", "end_ns", "goid", "ret", "arg0", "pid", "tid", "nr", "mode", "ino")
+_FD_NAME_AT = 8 + decode.SYSCALL_EVENT.offsets()["fd_name"]  # in a ring slot (after the header)
+_FD_NAME_LEN = struct.calcsize(decode.SYSCALL_EVENT.codes()["fd_name"])
 # grpc events held for one metrics interval; beyond it the interval's gRPC metrics
 # undercount (the events themselves still flow to the traces pipeline)
 _GRPC_WINDOW_MAX = 100_000
@@ -89,13 +108,8 @@ class EbpfReceiver(Component):
         self._stop = threading.Event()
         self._pending = 0
         self._pending_lock = threading.Lock()
-        self._sys_recs: list[tuple] = []
-        self._sched_recs: list[tuple] = []
-        self._tcp_recs: list[tuple] = []
-        self._proc_recs: list[tuple] = []
-        self._go_recs: list[tuple] = []
+        self._rings: dict[str, RingReader] = {}  # the enabled rings, by map name
         self.goprobes: GoRuntimeProbes | None = None
-        self._grpc_recs: list = []
         # grpc events since the last metrics emission (delta histograms and counts)
         self._grpc_window: list[Event] = []
         self._grpc_window_start = 0
@@ -190,16 +204,16 @@ class EbpfReceiver(Component):
                     prog.bpf, flow_threshold_ns=int(c.go_grpc.flow_threshold * 1e9)
                 )
             rings = [
-                ("proc_events", self._proc_recs, True),
-                ("grpc_events", self._grpc_recs, c.go_grpc.enabled),
-                ("go_events", self._go_recs, bool(families)),
-                ("syscall_events", self._sys_recs, c.syscalls),
-                ("sched_events", self._sched_recs, c.sched),
-                ("tcp_events", self._tcp_recs, c.tcp),
+                ("proc_events", True),
+                ("grpc_events", c.go_grpc.enabled),
+                ("go_events", bool(families)),
+                ("syscall_events", c.syscalls),
+                ("sched_events", c.sched),
+                ("tcp_events", c.tcp),
             ]
-            for name, sink, enabled in rings:
+            for name, enabled in rings:
                 if enabled:
-                    prog.table(name).open_ring_buffer(self._collector(sink, name))
+                    self._rings[name] = prog.open_ring(name, *_RING_RECORDS[name])
             self.targets = TargetSet(
                 parse_specs(c.targets),
                 prog.add_target,
@@ -267,27 +281,12 @@ class EbpfReceiver(Component):
         if offcpu_s is not None:
             self.program.set_config(CFG_OFFCPU_THRESHOLD_NS, int(offcpu_s * 1e9))
 
-    @staticmethod
-    def _collector(sink: list, name: str) -> Callable[[Any, int, int], int]:
-        unpack = {
-            "syscall_events": decode.unpack_syscall,
-            "sched_events": decode.unpack_sched,
-            "tcp_events": decode.unpack_tcp,
-            "proc_events": decode.unpack_proc,
-            "go_events": decode.unpack_go,
-            "grpc_events": grpcprobes.decode_record,
-        }[name]
-        string_at = ctypes.string_at
-        append = sink.append
-
-        def on_record(_ctx: Any, data: int, size: int) -> int:
-            append(unpack(string_at(data, size)))
-            # libbpf keeps consuming while the producer keeps producing, so a poll under a
-            # storm would never return; a negative return ends this poll (the record is
-            # consumed) and the drain runs, bounding the records held in memory
-            return -1 if len(sink) >= MAX_RECORDS_PER_DRAIN else 0
-
-        return on_record
+    def _take(self, name: str) -> list[tuple]:
+        """Up to MAX_RECORDS_PER_DRAIN records of one ring (none when it is off): bounded,
+        so a storm cannot hold the poll thread or grow memory; the rest waits in the ring
+        for the next drain."""
+        ring = self._rings.get(name)
+        return ring.drain(MAX_RECORDS_PER_DRAIN) if ring is not None else []
 
     async def shutdown(self) -> None:
         self._stop.set()
@@ -317,7 +316,7 @@ class EbpfReceiver(Component):
             try:
                 if self._go_attach:
                     self._attach_go_targets()
-                self.program.poll(poll_ms)
+                self.program.wait(poll_ms)
                 self._drain()
                 now = time.monotonic()
                 if now >= next_lost:
@@ -338,7 +337,6 @@ class EbpfReceiver(Component):
                 time.sleep(0.05)
         # final drain and metrics so a shutdown does not lose what the kernel already has
         try:
-            self.program.poll(0)
             self._drain()
             self._check_kernel_lost()
             self._emit_metrics()
@@ -348,52 +346,61 @@ class EbpfReceiver(Component):
     def _drain(self) -> None:
         # execs first (a new target's records may follow in this drain), exits last (the
         # fd cache of an exited target must still serve its final records)
-        proc = list(self._proc_recs)
+        proc = self._take("proc_events")
         if proc:
-            del self._proc_recs[: len(proc)]
             self._handle_proc([r for r in proc if r[3] == decode.PROC_EXEC])
-        events: list[Event] = []
-        off = self.clock.offset_ns
-        if self._sys_recs:
-            self._fds.new_batch()
-            recs = list(self._sys_recs)
-            del self._sys_recs[: len(recs)]
-            events += self._syscall_events(recs, off)
-        if self._sched_recs:
-            recs = list(self._sched_recs)
-            del self._sched_recs[: len(recs)]
-            sched = decode.sched_event
-            events += [sched(r, off) for r in recs]
-        if self._grpc_recs:
-            recs = list(self._grpc_recs)
-            del self._grpc_recs[: len(recs)]
-            grpc = grpcprobes.grpc_events(recs, self.clock)
-            events += grpc
-            window = self._grpc_window
-            if len(window) < _GRPC_WINDOW_MAX:
-                window.extend(e for e in grpc if e.attrs.get("type") in grpcprobes.METRIC_TYPES)
-        if self._go_recs:
-            recs = list(self._go_recs)
-            del self._go_recs[: len(recs)]
-            events += self._go_events(recs, off)
-        if self._tcp_recs:
-            recs = list(self._tcp_recs)
-            del self._tcp_recs[: len(recs)]
-            tcp = decode.tcp_event
-            events += [tcp(r, off) for r in recs]
+        # a drain makes up to tens of thousands of Events, all alive until delivered: with
+        # the default young-generation threshold (700) the collector walked the batch
+        # being built again and again (~40 % of a storm's decode CPU in a process without
+        # the CLI's gc settings); one larger collection afterwards walks it once
+        with fewer_young_collections():
+            events = self._decode_rings()
         if events:
             self.decoded += len(events)
             self._deliver(events)
         if proc:
             self._handle_proc([r for r in proc if r[3] == decode.PROC_EXIT])
 
-    def _syscall_events(self, recs: list[tuple], off: int) -> list[Event]:
-        # the hot loop of a storm: per-nr naming is looked up once per nr, not per record
-        out = []
+    def _decode_rings(self) -> list[Event]:
+        events: list[Event] = []
+        off = self.clock.offset_ns
+        ring = self._rings.get("syscall_events")
+        if ring is not None:
+            region, n = ring.drain_region(MAX_RECORDS_PER_DRAIN)
+            if n:
+                self._fds.new_batch()
+                events += self._syscall_events(region, n, ring.stride, off)
+        recs = self._take("sched_events")
+        if recs:
+            events += decode.sched_events(recs, off)
+        recs = self._take("grpc_events")
+        if recs:
+            decode_grpc = grpcprobes.decode_record
+            grpc = grpcprobes.grpc_events([decode_grpc(r[0]) for r in recs], self.clock)
+            events += grpc
+            window = self._grpc_window
+            if len(window) < _GRPC_WINDOW_MAX:
+                window.extend(e for e in grpc if e.attrs.get("type") in grpcprobes.METRIC_TYPES)
+        recs = self._take("go_events")
+        if recs:
+            events += self._go_events(recs, off)
+        recs = self._take("tcp_events")
+        if recs:
+            tcp = decode.tcp_event
+            events += [tcp(r, off) for r in recs]
+        return events
+
+    def _syscall_events(self, region: bytes, n: int, stride: int, off: int) -> list[Event]:
+        """The hot loop of a storm (every syscall event goes through it): fields come as
+        columns (decode.columns, no tuple per record), per-nr naming is looked up once per
+        nr, the fd name bytes are sliced only for fd-taking syscalls."""
+        cols = decode.columns(decode.SYSCALL_EVENT, region, stride, _SYSCALL_COLUMNS)
+        out: list[Event] = []
         append = out.append
         resolve = self._fds.resolve
         info = self._nr_info
-        for start, end, goid, ret, arg0, pid, tid, nr, mode, ino, name in recs:
+        rows = zip(range(_FD_NAME_AT, _FD_NAME_AT + n * stride, stride), *cols, strict=True)
+        for at, start, end, goid, ret, arg0, pid, tid, nr, mode, ino in rows:
             ni = info.get(nr)
             if ni is None:
                 ni = info[nr] = (syscall_name(nr), takes_fd(nr))
@@ -406,7 +413,11 @@ class EbpfReceiver(Component):
                     "name": ni[0],
                     "ret": ret,
                     "fd": fd,
-                    "fd_target": resolve(pid, fd, mode, ino, name) if fd >= 0 else "",
+                    "fd_target": (
+                        resolve(pid, fd, mode, ino, region[at : at + _FD_NAME_LEN])
+                        if fd >= 0
+                        else ""
+                    ),
                 }
             else:
                 attrs = {"nr": nr, "name": ni[0], "ret": ret}

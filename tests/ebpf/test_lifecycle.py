@@ -96,7 +96,7 @@ def test_receiver_targets_exe_and_pid_specs(gbfx, run_gbfx):
 
 _SCRIPT = textwrap.dedent("""
     import logging, sys
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = [{tests!r}, {tests_root!r}]  # ebpf_harness, and the ebpfgate it imports
     from ebpf_harness import Running
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     r = Running({{"targets": [{{"comm": "x"}}], "required": {required}}}, name="nocap")
@@ -111,7 +111,8 @@ _SCRIPT = textwrap.dedent("""
 
 
 def _without_caps(required: bool) -> subprocess.CompletedProcess:
-    script = _SCRIPT.format(tests=str(Path(__file__).parent), required=required)
+    here = Path(__file__).parent
+    script = _SCRIPT.format(tests=str(here), tests_root=str(here.parent), required=required)
     return subprocess.run(
         [
             "capsh",
