@@ -353,6 +353,9 @@ def _info(code: int, detail: Any) -> tuple[str, str | None]:
     return got
 
 
+_ON_CPU_INFO = (category(ON_CPU, None), cause_of(ON_CPU, None))
+
+
 def summarize(
     tl: ProcTimeline, an: Analysis, start: int, end: int, joined: bool, min_episode_ns: int
 ) -> Breakdown:
@@ -361,9 +364,16 @@ def summarize(
     episodes = []
     waits = []  # (segment, its cause, its length) of every wait, in order
     by_code = _INFO_BY_CODE
+    on_cpu = -1  # running time, summed apart (half the segments); -1: none seen yet
     for seg in an.segs:
         a, b, code, detail, _, _ = seg
         d = b - a
+        if code == ON_CPU:
+            if on_cpu < 0:
+                on_cpu = 0
+                per_info[_ON_CPU_INFO] = 0  # its place in the order (ties of causes)
+            on_cpu += d
+            continue
         if code == GRPC_FC:  # a dict detail: not cacheable
             info = _info(code, detail)
         else:
@@ -375,6 +385,8 @@ def summarize(
             waits.append((seg, info[1], d))
             if d >= min_episode_ns:
                 episodes.append(seg)
+    if on_cpu > 0:
+        per_info[_ON_CPU_INFO] = on_cpu
     ns = dict.fromkeys(FIXED_CATEGORIES, 0)
     by_cause: dict[str | None, int] = {}
     for (cat, c), d in per_info.items():

@@ -581,6 +581,7 @@ class Timelines:
         sources = SOURCES
         pack_rec = _pack_rec
         pack_q = _pack_q
+        fromhex = bytes.fromhex
         for e in events:
             kind = e.kind
             start, end = e.start_ns, e.end_ns
@@ -649,7 +650,11 @@ class Timelines:
             elif kind == "span_marker":
                 a = e.attrs
                 try:
-                    key = _id_bytes(a.get("trace_id", b"")) + _id_bytes(a.get("span_id", b""))
+                    t_id, s_id = a.get("trace_id", b""), a.get("span_id", b"")
+                    if type(t_id) is str and type(s_id) is str:  # hex text: the receivers'
+                        key = fromhex(t_id) + fromhex(s_id)
+                    else:
+                        key = _id_bytes(t_id) + _id_bytes(s_id)
                     if key not in tl.markers:
                         tl.markers[key] = _MARK.pack(goid, tid, start)
                         stored += 1
