@@ -238,12 +238,16 @@ class GoblockProcessor(Component):
                 all_spans = ss.spans
                 for i in range(len(all_spans)):
                     prepared.append(joiner.prepare(all_spans[i], tl, children, len(prepared)))
-            # spans of one trace on shared goroutines compete for episodes (innermost wins)
-            by_trace: dict[bytes, list[Joined]] = {}
-            for j in prepared:
-                if j.goid and j.bd.episodes:
-                    by_trace.setdefault(j.trace_id, []).append(j)
-            rivals = {t: Rivals(g) for t, g in by_trace.items() if len(g) > 1}
+            # spans of one trace on shared goroutines compete for episodes (innermost wins);
+            # usually every trace has one such span here: a set tells, no groups built
+            ids = [j.trace_id for j in prepared if j.goid and j.bd.episodes]
+            rivals: dict[bytes, Rivals] = {}
+            if len(set(ids)) < len(ids):
+                by_trace: dict[bytes, list[Joined]] = {}
+                for j in prepared:
+                    if j.goid and j.bd.episodes:
+                        by_trace.setdefault(j.trace_id, []).append(j)
+                rivals = {t: Rivals(g) for t, g in by_trace.items() if len(g) > 1}
             for j in prepared:
                 episodes += joiner.finish(j, rivals.get(j.trace_id) if rivals and j.goid else None)
                 if j.goid:
