@@ -202,8 +202,11 @@ class Recs(list):
             # most goroutines: unpack the few records once, index them (no views, no
             # second unpack per record found)
             rows = list(_REC.iter_unpack(self.data))
-            hi = bisect_right(rows, end, key=_START)
-            lo = bisect_left(rows, start, 0, hi, key=_START)
+            if rows and rows[0][0] >= start and rows[-1][0] <= end:  # a goroutine of this span
+                lo, hi = 0, len(rows)
+            else:
+                hi = bisect_right(rows, end, key=_START)
+                lo = bisect_left(rows, start, 0, hi, key=_START)
             out = []
             for i in range(lo, hi):
                 s, e, m = rows[i]
