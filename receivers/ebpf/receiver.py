@@ -109,6 +109,7 @@ class EbpfReceiver(Component):
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._rings: dict[str, RingReader] = {}  # the enabled rings, by map name
+        self._sys_views: tuple[int, tuple[tuple[str, int, int], ...]] | None = None
         self.goprobes: GoRuntimeProbes | None = None
         # grpc events since the last metrics emission (delta histograms and counts)
         self._grpc_window: list[Event] = []
@@ -394,7 +395,13 @@ class EbpfReceiver(Component):
         """The hot loop of a storm (every syscall event goes through it): fields come as
         columns (decode.columns, no tuple per record), per-nr naming is looked up once per
         nr, the fd name bytes are sliced only for fd-taking syscalls."""
-        cols = decode.columns(decode.SYSCALL_EVENT, region, stride, _SYSCALL_COLUMNS)
+        views = self._sys_views
+        if views is None or views[0] != stride:
+            views = self._sys_views = (
+                stride,
+                decode.column_views(decode.SYSCALL_EVENT, stride, _SYSCALL_COLUMNS),
+            )
+        cols = decode.columns_of(region, views[1])
         out: list[Event] = []
         append = out.append
         resolve = self._fds.resolve
