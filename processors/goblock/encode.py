@@ -21,6 +21,10 @@ _dbl_cache: dict[str, bytes] = {}
 def varint(n: int) -> bytes:
     if 0 <= n < 128:
         return _VARINT1[n]
+    if 0 < n < 2097152:  # two or three bytes (goroutine ids, lengths): no loop
+        if n < 16384:
+            return bytes((n & 0x7F | 0x80, n >> 7))
+        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
     if n < 0:
         n += 1 << 64
     out = bytearray()
