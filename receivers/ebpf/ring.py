@@ -14,7 +14,10 @@ header, a u32 length whose bit 31 (BUSY) is set while the producer still writes 
 30 (DISCARD) when it was discarded, then a u32 page offset; records are 8-byte aligned.
 Records are committed out of order across CPUs, so a drain stops at the first BUSY record.
 The consumer position is published with one aligned 8-byte store (ctypes `c_uint64`), after
-the records were copied out.  Every ring here carries one fixed-size record type, so the
+the records were copied out: on x86-64 (TSO) a plain store is a release store; on arm64
+Python offers no barrier, and the interpreter's own atomics between the copy and the
+store are what keep the copy's loads before it (libbpf uses smp_store_release).
+Every ring here carries one fixed-size record type, so the
 usual drain checks all headers at once (a strided view of the copy) and only a BUSY or
 discarded record makes it walk the headers one by one.
 
