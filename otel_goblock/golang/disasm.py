@@ -87,3 +87,44 @@ def stack_check_branch(binary: GoBinary, func: str) -> int | None:
             nxt = insns[i + 1] if i + 1 < len(insns) else None
             return nxt[0] if nxt is not None and nxt[2] == "jbe" else None
     return None
+
+
+def call_after_field_store(binary: GoBinary, func: str, field_off: int, callee: str) -> int | None:
+    """vaddr of a `call callee` made with rax = the struct whose field at `field_off` was
+    just stored (amd64), or None.
+
+    Why: a uprobe on a RET is executed out of line (two traps, ~15 µs per hit on this
+    project's VMs), a `call` is emulated (one trap, ~0.5 µs). runtime.newproc1's result is
+    the new g; recent Go (1.26, 1.27) does `newg.goid = …; casgstatus(newg, …)`: at that call
+    rax is the new g with its goid set: the same register a RET probe reads. Only the
+    straight-line case is accepted: the call within a few instructions of the store, no
+    branch in between, rax set from the stored-to register and not written after.
+    """
+    if binary.arch != "amd64":
+        return None
+    f = binary.function(func)
+    target = binary.symbols.function(callee)
+    if target is None:
+        return None
+    code = binary.image.read(f.entry, f.size)
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    insns = list(md.disasm_lite(code, f.entry))
+    store = f"+ {hex(field_off)}], "
+    for i, (_addr, _size, mnem, ops) in enumerate(insns):
+        if mnem != "mov" or not ops.startswith("qword ptr [") or store not in ops:
+            continue
+        base = ops[len("qword ptr [") : ops.index(" + ")]
+        rax_is_base = base == "rax"
+        for addr, _s, m, o in insns[i + 1 : i + 8]:
+            if m == "call":
+                ok = rax_is_base and o == hex(target.entry)
+                return addr if ok else None
+            if m.startswith("j") or m in ("ret", "syscall"):
+                return None
+            dst = o.split(",", 1)[0].strip()
+            if dst in ("rax", "eax", "ax", "al"):
+                rax_is_base = m == "mov" and o == f"rax, {base}"
+            elif dst == base:
+                return None  # the register no longer names the struct
+        return None
+    return None

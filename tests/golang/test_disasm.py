@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from otel_goblock.golang import GoBinary, GoBinaryError
-from otel_goblock.golang.disasm import ret_offsets
+from otel_goblock.golang.disasm import call_after_field_store, ret_offsets
 
 from .conftest import Built
 
@@ -71,3 +71,32 @@ def test_undecodable_bytes_do_not_hide_later_rets() -> None:
 def test_unknown_arch() -> None:
     with pytest.raises(GoBinaryError, match="not supported"):
         ret_offsets(b"\x00", "riscv64")
+
+
+def test_newproc1_result_is_probed_at_the_casgstatus_call(go: str, otel_dwarf: Built) -> None:
+    """The call after `newg.goid = …` (an emulated instruction: one cheap trap) stands in
+    for newproc1's RETs (two expensive ones): objdump agrees it is `CALL
+    runtime.casgstatus`, right after a store to g.goid, with AX = that g."""
+    gb = GoBinary(str(otel_dwarf.path))
+    goid = gb.runtime_layout["g.goid"]
+    at = call_after_field_store(gb, "runtime.newproc1", goid, "runtime.casgstatus")
+    assert at is not None
+    out = subprocess.run(
+        [go, "tool", "objdump", "-s", "^runtime.newproc1$", str(otel_dwarf.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [ln for ln in out.splitlines() if "\t0x" in ln]
+    i = next(k for k, ln in enumerate(lines) if f"\t{hex(at)}\t" in ln)
+    assert "CALL runtime.casgstatus(SB)" in lines[i]
+    before = "\n".join(lines[max(0, i - 6) : i])
+    m = re.search(rf"MOVQ \w+, {hex(goid)}\((\w+)\)", before)
+    assert m, before
+    assert m.group(1) == "AX" or f"MOVQ {m.group(1)}, AX" in before, before
+
+
+def test_no_call_is_offered_when_the_result_is_not_in_rax(otel_dwarf: Built) -> None:
+    gb = GoBinary(str(otel_dwarf.path))
+    # gopark never stores a goid before a call: nothing to move its exits to
+    assert call_after_field_store(gb, "runtime.gopark", 0x98, "runtime.casgstatus") is None
