@@ -80,6 +80,10 @@ class SoakResult:
     latency_off: dict[str, float] = field(default_factory=dict)  # mean of the two windows
     latency_off_windows: list[dict[str, float]] = field(default_factory=list)
     latency_on: dict[str, float] = field(default_factory=dict)
+    # p99 per scenario (ms): off as the mean of its windows
+    p99_off: dict[str, float] = field(default_factory=dict)
+    p99_on: dict[str, float] = field(default_factory=dict)
+    p99_off_windows: list[dict[str, float]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -228,6 +232,10 @@ def find_max(
     return good, steps
 
 
+def _p99s(rep: dict[str, Any]) -> dict[str, float]:
+    return {k.split("?")[0]: v["p99"] for k, v in rep.get("per_scenario_latency_ms", {}).items()}
+
+
 def run_soak(
     workdir: Path,
     minutes: float = 30.0,
@@ -271,6 +279,7 @@ def run_soak(
         res.requests_off += rep["requests"]
         res.errors += rep["errors"]
         res.latency_off_windows.append(rep["latency_ms"])
+        res.p99_off_windows.append(_p99s(rep))
         if last:
             demo.stop()  # the SDK flushes what it holds
         time.sleep(1.0)  # the demo's SDK exports on a short schedule; the rest retries
@@ -312,6 +321,7 @@ def run_soak(
         res.requests_on = rep["requests"]
         res.errors += rep["errors"]
         res.latency_on = rep["latency_ms"]
+        res.p99_on = _p99s(rep)
         time.sleep(1.0)
         m = on.metrics()
         res.events_received = m.get("goblock_events_received_total", 0.0)
@@ -326,6 +336,10 @@ def run_soak(
     res.latency_off = {
         k: statistics.fmean(w[k] for w in res.latency_off_windows)
         for k in res.latency_off_windows[0]
+    }
+    res.p99_off = {
+        k: statistics.fmean(w[k] for w in res.p99_off_windows if k in w)
+        for k in res.p99_off_windows[0]
     }
     log("soak: counting the spans in the output files")
     for name in counted:
@@ -393,6 +407,10 @@ def summary(res: SoakResult) -> str:
         f"  app latency off → on: {ratio('p50')}, {ratio('p99')} (off p99 per window: "
         + ", ".join(f"{w.get('p99', 0.0):.2f}" for w in res.latency_off_windows)
         + " ms)",
+        "  p99 per scenario off → on (ms): "
+        + ", ".join(
+            f"{k} {v:.2f} → {res.p99_on.get(k, 0.0):.2f}" for k, v in sorted(res.p99_off.items())
+        ),
         "  result: " + ("OK" if res.ok else "FAIL: " + "; ".join(res.failures)),
     ]
     return "\n".join(lines)
