@@ -111,13 +111,17 @@ def count_spans(path: Path) -> tuple[int, int]:
     return app, episodes
 
 
-def pipeline_config(port: int, out: Path, demo_exe: Path | None) -> dict[str, Any]:
-    """The full pipeline when `demo_exe` is given, else the eBPF-free baseline one."""
+def pipeline_config(port: int, out: Path, demo: Path | int | None) -> dict[str, Any]:
+    """The full pipeline when `demo` is given (its pid, or its executable when it must be
+    re-attached across restarts), else the eBPF-free baseline one. By pid in the soak: the
+    load driver is the same executable, and probing it too would charge the probes' cost
+    twice to the latency it measures."""
     receivers: dict[str, Any] = {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{port}"}}}}
     processors: dict[str, Any] = {"batch": {"timeout": "200ms"}}
     names = ["batch"]
-    if demo_exe is not None:
-        receivers["ebpf"] = {"targets": [{"exe": str(demo_exe)}]}  # every concern: defaults
+    if demo is not None:
+        target = {"pid": demo} if isinstance(demo, int) else {"exe": str(demo)}
+        receivers["ebpf"] = {"targets": [target]}  # every concern: defaults
         processors = {
             "memory_limiter": {"check_interval": "1s", "limit_mib": 1024},
             "goblock": {},
@@ -263,7 +267,7 @@ def run_soak(
             running.pop().stop()
         full = name in ("max", "on")
         p = Pipeline(
-            pipeline_config(port, outs[name], binary if full else None), workdir, name=name
+            pipeline_config(port, outs[name], demo.pid if full else None), workdir, name=name
         )
         p.start(timeout=90 if full else 20)
         running.append(p)
