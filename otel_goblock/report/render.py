@@ -44,7 +44,11 @@ def _names(summary: Summary) -> list[dict[str, Any]]:
                 "cause": st.causes.most_common(1)[0][0] if st.causes else None,
                 "causes": dict(st.causes),
                 "categories_ms": {k: round(v, 3) for k, v in st.category_ms.items()},
-                "slowest_diagnosis": st.slowest[1] or None,
+                "slowest_diagnosis": (
+                    str(st.slowest.attrs.get("goblock.diagnosis", "")) or None
+                    if st.slowest is not None
+                    else None
+                ),
             }
         )
     return out

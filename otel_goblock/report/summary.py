@@ -40,8 +40,7 @@ class NameStats:
     durations_ms: list[float] = field(default_factory=list)
     causes: Counter[str] = field(default_factory=Counter)
     category_ms: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    slowest: tuple[float, str] = (0.0, "")  # (ms, diagnosis of the slowest enriched span)
-    slowest_row: SpanRow | None = None
+    slowest: SpanRow | None = None  # the slowest enriched span of this name
     episodes: int = 0
 
 
@@ -82,12 +81,11 @@ def summarize(rows: Callable[[], Iterable[SpanRow]], top: int = 3) -> Summary:
         if not cause:
             continue
         st.causes[str(cause)] += 1
-        if ms >= st.slowest[0]:
-            st.slowest = (ms, str(r.attrs.get("goblock.diagnosis", "")))
-            st.slowest_row = r
+        if st.slowest is None or ms >= st.slowest.ms:
+            st.slowest = r
         for k, v in categories(r.attrs).items():
             st.category_ms[k] += v
-    rows_by_ms = [st.slowest_row for st in stats.values() if st.slowest_row is not None]
+    rows_by_ms = [st.slowest for st in stats.values() if st.slowest is not None]
     slow = [Slow(r) for r in heapq.nlargest(top, rows_by_ms, key=lambda r: r.ms)]
     if slow:
         _gather(rows, slow)
