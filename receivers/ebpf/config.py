@@ -99,6 +99,8 @@ class Config:
     # batches handed to the pipeline but not yet consumed; beyond this, batches are dropped
     # and counted as lost (memory stays bounded when the pipeline is slower than the kernel)
     max_pending_batches: int = 64
+    # and at most this many events in them (a batch is a whole drain: up to a ring's worth)
+    max_pending_events: int = 100_000
 
     def validate(self) -> list[str]:
         problems = []
@@ -117,4 +119,6 @@ class Config:
             problems.append(f"metrics_interval: expected ≥ 100ms, got {self.metrics_interval}")
         if self.max_pending_batches < 1:
             problems.append(f"max_pending_batches: expected ≥ 1, got {self.max_pending_batches}")
+        if self.max_pending_events < 1:
+            problems.append(f"max_pending_events: expected ≥ 1, got {self.max_pending_events}")
         return problems

@@ -5,8 +5,10 @@ Threads: waiting on the ring buffers blocks, so a poll thread owns the loaded mo
 drains (receivers/ebpf/ring.py: a whole drain decoded at once from the ring's mapping),
 names (syscall names, fd targets, addresses), converts monotonic to wall clock, and hands
 each batch to the asyncio loop with `run_coroutine_threadsafe`.  At most
-`max_pending_batches` batches wait in the loop; beyond that a batch is dropped and counted
-as lost, so a slow pipeline costs events, never unbounded memory.  Kernel-side losses
+`max_pending_batches` batches holding at most `max_pending_events` events wait in the loop;
+beyond that a batch is dropped and counted as lost, so a slow pipeline costs events, never
+unbounded memory.  Both bounds, because a drain's size follows the ring's: under a storm a
+batch holds a whole ring's worth of records, and 64 such batches were ~150 MiB.  Kernel-side losses
 (ring buffer full) are read from the `lost` map.  Every loss is counted in
 `goblock_events_lost` (exported as goblock_events_lost_total) and logged.
 """
@@ -107,6 +109,7 @@ class EbpfReceiver(Component):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._pending = 0
+        self._pending_events = 0
         self._pending_lock = threading.Lock()
         self._rings: dict[str, RingReader] = {}  # the enabled rings, by map name
         self._sys_views: tuple[int, tuple[tuple[str, int, int], ...]] | None = None
@@ -464,24 +467,30 @@ class EbpfReceiver(Component):
         consumer = self._next.traces
         if consumer is None or self._loop is None:
             return
+        n = len(events)
+        c = self._config
         with self._pending_lock:
-            if self._pending >= self._config.max_pending_batches:
-                self._count_lost("pipeline", len(events))
+            if self._pending >= c.max_pending_batches or (
+                self._pending_events and self._pending_events + n > c.max_pending_events
+            ):
+                self._count_lost("pipeline", n)
                 return
             self._pending += 1
+            self._pending_events += n
         traces = Traces(raw=b"", span_count=0, events=events, info=RequestInfo(transport="ebpf"))
         try:
             fut = asyncio.run_coroutine_threadsafe(consumer.consume_traces(traces), self._loop)
         except RuntimeError:  # loop closed during shutdown
             with self._pending_lock:
                 self._pending -= 1
-            self._count_lost("pipeline", len(events))
+                self._pending_events -= n
+            self._count_lost("pipeline", n)
             return
-        n = len(events)
 
         def done(f: Future) -> None:
             with self._pending_lock:
                 self._pending -= 1
+                self._pending_events -= n
             err = f.exception() if not f.cancelled() else None
             if err is not None or f.cancelled():
                 self._count_lost("refused", n)
