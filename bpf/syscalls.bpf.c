@@ -38,7 +38,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter)
     s->arg0 = args->args[0];
     s->goid = goid;
 #ifdef GOBLOCK_GORUNTIME
-    go_resumed(tgid, goid, now);  /* a goroutine in a syscall is no longer parked */
+    go_resumed(tgid, goid, now, args->id);  /* a goroutine in a syscall is no longer parked */
 #endif
     return 0;
 }
