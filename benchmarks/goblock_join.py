@@ -39,16 +39,33 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from otel_goblock.processors.goblock.config import Config
-from otel_goblock.processors.goblock.processor import GoblockProcessor
 
-from otel_goblock.component import ComponentID, CreateSettings
-from otel_goblock.config import decode
-from otel_goblock.pdata import Event, Traces
-from otel_goblock.telemetry import Telemetry
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def use_tree(tree: str) -> None:
+    """Import otel_goblock (processors, receivers) from another checkout of the repo, e.g.
+    a git worktree of older code: the editable install maps the package names to folders,
+    remapped here before the first import, so old and new code run the same benchmark."""
+    import __editable___otel_goblock_0_1_0_finder as finder  # type: ignore[import-not-found]
+
+    for name, folder in list(finder.MAPPING.items()):
+        finder.MAPPING[name] = os.path.join(tree, os.path.relpath(folder, REPO))
+
+
+if "--tree" in sys.argv:
+    use_tree(os.path.abspath(sys.argv[sys.argv.index("--tree") + 1]))
+
+from otel_goblock.processors.goblock.config import Config  # noqa: E402
+from otel_goblock.processors.goblock.processor import GoblockProcessor  # noqa: E402
+
+from otel_goblock.component import ComponentID, CreateSettings  # noqa: E402
+from otel_goblock.config import decode  # noqa: E402
+from otel_goblock.pdata import Event, Traces  # noqa: E402
+from otel_goblock.telemetry import Telemetry  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import procstat
+import procstat  # noqa: E402
 
 MS = 1_000_000
 PID, OTHER = 4242, 5151
@@ -298,15 +315,58 @@ class LatencySink:
     def __init__(self, due: dict[bytes, float]) -> None:
         self.due = due
         self.latencies: list[float] = []
+        self.when: list[tuple[float, float]] = []  # (when due, latency)
         self.spans = 0
 
     async def consume_traces(self, data: Traces) -> None:
         self.spans += data.span_count
-        first = data.message().resource_spans[0].scope_spans[0].spans[0].span_id
+        if data.has_raw():  # sent on as bytes: read the id off the wire, as no exporter parses
+            first = _first_span_id(data.serialized())
+        else:
+            first = data.message().resource_spans[0].scope_spans[0].spans[0].span_id
         data.serialized()
         t = self.due.pop(first, None)
         if t is not None:
-            self.latencies.append(time.monotonic() - t)
+            lat = time.monotonic() - t
+            self.latencies.append(lat)
+            self.when.append((t, lat))
+
+
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _first_span_id(raw: bytes) -> bytes:
+    """The span id of a request's first span, from its bytes (the benchmark's latency
+    bookkeeping: parsing the request for it would charge the pipeline a parse)."""
+    pos, end = 0, len(raw)
+    for tag in (0x0A, 0x12, 0x12):  # resource_spans → scope_spans → spans
+        while True:
+            key, pos = read_varint(raw, pos)
+            n, pos = read_varint(raw, pos) if key & 7 == 2 else (0, pos)
+            if key == tag:
+                end = pos + n
+                break
+            if key & 7 != 2:
+                raise ValueError("unexpected field in a benchmark request")
+            pos += n
+    while pos < end:
+        key, pos = read_varint(raw, pos)
+        if key & 7 == 2:
+            n, pos = read_varint(raw, pos)
+            if key == 0x12:  # Span.span_id
+                return raw[pos : pos + n]
+            pos += n
+        else:
+            raise ValueError("unexpected field in a benchmark span")
+    return b""
 
 
 def rss_mib(pid: int | str = "self") -> float:
@@ -413,6 +473,12 @@ async def serve(path: str, profile: str | None) -> None:
             await asyncio.sleep(0.05)
         cpu = time.process_time()
         lat = sorted(sink.latencies)
+        # the worst latency per second of the feed: a tail from one stall or a backlog
+        t0 = min((t for t, _ in sink.when), default=0.0)
+        per_s: dict[int, float] = {}
+        for t, x in sink.when:
+            k = int(t - t0)
+            per_s[k] = max(per_s.get(k, 0.0), x)
         out = {
             **stats,
             "cpu_s": cpu,
@@ -421,6 +487,7 @@ async def serve(path: str, profile: str | None) -> None:
             "held": proc.timelines.total,
             "spans_out": sink.spans,
             "lat": lat,
+            "max_per_s": [per_s[k] for k in sorted(per_s)],
             "missing": len(due),
             "gc2": gc_times,
             "lags": sorted(lags, reverse=True)[:5],
@@ -440,7 +507,7 @@ async def serve(path: str, profile: str | None) -> None:
     await proc.shutdown()
 
 
-async def live(rate: int, seconds: float, profile: str | None) -> None:
+async def live(rate: int, seconds: float, profile: str | None, tree: str | None) -> None:
     n = int(rate * seconds) // PER_REQUEST * PER_REQUEST
     # spans (and their events) happen "now" as they are fed: one request's 100 spans over
     # its feeding interval. Building the inputs takes a while: time a small build, start
@@ -470,6 +537,8 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
         print(f"(inputs built {-early:.1f} s late: the first events are that old)")
     path = os.path.join(tmp, "sock")
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", path]
+    if tree:
+        cmd += ["--tree", tree]
     if profile:
         cmd = [PYSPY, "record", "--nonblocking", "-r", "50", "-f", "raw", "-o", profile, "--", *cmd]
     child = subprocess.Popen(cmd, start_new_session=True)
@@ -484,8 +553,12 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
         rss_idle = rss_mib(pid)
         mine0, wall0 = time.process_time(), time.monotonic()
         behind = 0.0
+        half = len(reqs) // 2
+        cpu_half = wall_half = 0.0
         for i, (raw, blob) in enumerate(zip(reqs, blobs, strict=True)):
             due = wall0 + i * interval
+            if i == half:  # the second half is the steady state: max_events reached
+                cpu_half, wall_half = procstat.cpu_seconds(pid), time.monotonic()
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -495,7 +568,10 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
             writer.write(_FRAME.pack(_SPANS, due, first_ids[i], len(raw)) + raw)
             await writer.drain()
         fed = time.monotonic() - wall0
-        cpu_fed = procstat.cpu_seconds(pid) - cpu0
+        cpu_end = procstat.cpu_seconds(pid)
+        cpu_fed = cpu_end - cpu0
+        cpu_half = cpu_end - cpu_half
+        wall_half = wall0 + fed - wall_half
         writer.write(_FRAME.pack(_END, 0.0, b"", 0))
         await writer.drain()
         res = json.loads(await reader.read())
@@ -526,6 +602,15 @@ async def live(rate: int, seconds: float, profile: str | None) -> None:
         f"stands in for the receiver) {res['decode_s']:.1f}s, ingest {res['ingest_s']:.1f}s, "
         f"route+parse {res['route_s']:.1f}s, the rest (join, encode, sink) "
         f"{cpu - res['decode_s'] - res['ingest_s'] - res['route_s']:.1f}s of {cpu:.1f}s"
+    )
+    print(
+        "worst latency per second of the feed (s): "
+        + " ".join(f"{x:.1f}" for x in res["max_per_s"])
+    )
+    print(
+        f"second half of the feed (events past max_events, the unjoined pass at work): "
+        f"{cpu_half / wall_half * 100:.0f}% of one core = "
+        f"{(n - n // PER_REQUEST // 2 * PER_REQUEST) / cpu_half:,.0f} spans per CPU-second"
     )
     gcs = res["gc2"]
     gc2 = [t for g, t in gcs if g == 2]
@@ -585,12 +670,15 @@ if __name__ == "__main__":
     ap.add_argument("--light", action="store_true", help="5 events per span instead of 10")
     ap.add_argument("--profile", metavar="FILE", help="live mode: py-spy the pipeline process")
     ap.add_argument("--serve", metavar="SOCKET", help=argparse.SUPPRESS)  # the pipeline side
+    ap.add_argument(
+        "--tree", metavar="DIR", help="run another checkout's code (e.g. a worktree of HEAD~)"
+    )
     args = ap.parse_args()
     if args.light:
         KEEP = (2, 3, 5, 7, 9)
     if args.serve:
         asyncio.run(serve(args.serve, args.profile))
     elif args.rate:
-        asyncio.run(live(args.rate, args.seconds, args.profile))
+        asyncio.run(live(args.rate, args.seconds, args.profile, args.tree))
     else:
         asyncio.run(main(args.spans))

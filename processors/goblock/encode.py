@@ -51,6 +51,7 @@ def _entry(body: bytes, tag: bytes) -> bytes:
 
 # Span.attributes is field 9 (tag 0x4a); Span.Event.attributes is field 3 (0x1a)
 SPAN_ATTR = b"\x4a"
+EVENT_ATTR = b"\x1a"
 
 
 def attr_double(key: str, value: float) -> bytes:
@@ -138,3 +139,73 @@ def span_entry(
         )
     )  # fmt: skip
     return b"\x12" + varint(len(body)) + body
+
+
+def span_event(time_ns: int, name: str, attributes: bytes) -> bytes:
+    """A Span.events entry (field 11) with encoded `attributes` (EVENT_ATTR entries);
+    zero time and empty name left out, as protobuf leaves them out."""
+    nb = name.encode("utf-8", "replace")
+    body = b"".join(
+        (
+            b"\x09" + _pack_q(time_ns) if time_ns else b"",
+            b"\x12" + varint(len(nb)) + nb if nb else b"",
+            attributes,
+        )
+    )
+    return b"\x5a" + varint(len(body)) + body
+
+
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it); IndexError when `buf` ends inside it."""
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def split_entries(
+    buf: bytes, start: int, end: int, tag: int
+) -> tuple[list[tuple[int, int, int]], bytes]:
+    """The message in buf[start:end] taken apart: the entries of one length-delimited
+    field (`tag`: its one-byte key, e.g. 0x12 for field 2) as (entry start, payload start,
+    payload end), and the bytes of all its other fields, in order, joined (kept verbatim:
+    unknown fields too). ValueError on a truncated or unsupported (group) field."""
+    out: list[tuple[int, int, int]] = []
+    other: list[bytes] = []
+    pos = start
+    while pos < end:
+        if buf[pos] == tag:
+            p = pos + 1
+            n = buf[p]
+            if n < 128:
+                p += 1
+            else:
+                n, p = read_varint(buf, p)
+            e = p + n
+            if e > end:
+                raise ValueError("truncated field")
+            out.append((pos, p, e))
+            pos = e
+            continue
+        first = pos
+        key, pos = read_varint(buf, pos)
+        wire = key & 7
+        if wire == 2:
+            n, pos = read_varint(buf, pos)
+            pos += n
+        elif wire == 0:
+            pos = read_varint(buf, pos)[1]
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if pos > end:
+            raise ValueError("truncated field")
+        other.append(buf[first:pos])
+    return out, b"".join(other)

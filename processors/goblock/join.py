@@ -42,7 +42,15 @@ from otel_goblock.processors.goblock.categories import (
     peer_of,
     syscall_class,
 )
-from otel_goblock.processors.goblock.encode import attr, attr_double, attr_int, attr_str, span_entry
+from otel_goblock.processors.goblock.encode import (
+    EVENT_ATTR,
+    attr,
+    attr_double,
+    attr_int,
+    attr_str,
+    span_entry,
+    span_event,
+)
 from otel_goblock.processors.goblock.grpc_diagnosis import (
     CLOSE_SLACK_NS,
     GrpcDiagnosis,
@@ -325,6 +333,9 @@ class Joined:
     grpc: GrpcDiagnosis | None = None
     grpc_span: bool = False  # its gRPC frames went in as the diagnosis's events
     trace_id: bytes = b""  # the span's (read once: every read builds a bytes object)
+    # what finish() adds to the span, encoded (attributes, then span events): appended to
+    # the span's serialized form, or merged into the Span (processor._enrich)
+    extra: bytes = b""
 
 
 class Rivals:
@@ -373,7 +384,9 @@ class Joiner:
         """Edit `span`; its episode spans go to `out` as encoded `ScopeSpans.spans`
         entries (the caller merges them into the scope). Returns (episodes, joined)."""
         j = self.prepare(span, tl, out, 0)
-        return self.finish(j, None), bool(j.goid)
+        n = self.finish(j, None)
+        span.MergeFromString(j.extra)
+        return n, bool(j.goid)
 
     def prepare(self, span: Span, tl: ProcTimeline, out: list[bytes], order: int) -> Joined:
         """Join and break down one span (nothing written yet)."""
@@ -408,14 +421,18 @@ class Joiner:
         )  # fmt: skip
 
     def finish(self, j: Joined, rivals: Rivals | None) -> int:
-        """Write a prepared span; returns how many episode spans it got. `rivals` are the
-        other joined spans of its trace in the same request: an episode goes to the
-        innermost span covering it (a DB span inside a handler span on one goroutine),
-        not to every enclosing one."""
+        """Encode what a prepared span gains into `j.extra` (the span itself is not
+        edited: the caller appends or merges it); returns how many episode spans it got.
+        `rivals` are the other joined spans of its trace in the same request: an episode
+        goes to the innermost span covering it (a DB span inside a handler span on one
+        goroutine), not to every enclosing one."""
         span, tl, an, bd = j.span, j.tl, j.an, j.bd
-        self._write(span, bd, j.goid, j.join, j.has_attr)
+        # attributes first, then span events: the order of each repeated field is what
+        # the span shows (appended bytes merge field by field, in order)
+        parts = self._attributes(bd, j.goid, j.join, j.has_attr)
+        events: list[bytes] = []
         if j.grpc is not None:
-            _write_grpc(span, j.grpc)
+            _write_grpc(parts, events, j.grpc)
         n = 0
         if bd.episodes:
             trace, parent = j.trace_id, span.span_id
@@ -428,9 +445,10 @@ class Joiner:
         sockets: set[str] = _NO_SOCKETS
         if j.grpc_span and j.grpc is not None and j.grpc.conns:
             sockets = _grpc_sockets(tl, j.grpc.conns, j.start, j.end, self.prefer)
-            _write_tcp_context(span, self.timelines.tcp, sockets, j.start, j.end)
+            _write_tcp_context(parts, self.timelines.tcp, sockets, j.start, j.end)
         if self.timelines.tcp or tl.instants:  # else there is no event to copy
-            self._span_events(span, tl, an, j.start, j.end, j.grpc_span, sockets)
+            self._span_events(events, tl, an, j.start, j.end, j.grpc_span, sockets)
+        j.extra = b"".join(parts + events if events else parts)
         if j.goid:
             done = tl.done
             for g in an.goroutines:
@@ -442,7 +460,8 @@ class Joiner:
         return n
 
     @staticmethod
-    def _write(span: Span, bd: Breakdown, goid: int, join: str, has_attr: bool) -> None:
+    def _attributes(bd: Breakdown, goid: int, join: str, has_attr: bool) -> list[bytes]:
+        """The span's goblock.* attributes, encoded (Span.attributes entries)."""
         ns = bd.ns
         p = _FIXED_PREFIXES  # order of FIXED_CATEGORIES
         parts = [
@@ -464,11 +483,11 @@ class Joiner:
         parts.append(_const_attr("goblock.join", join))
         if goid and not has_attr:
             parts.append(goid_attr(goid))
-        span.MergeFromString(b"".join(parts))
+        return parts
 
     def _span_events(
         self,
-        span: Span,
+        out: list[bytes],
         tl: ProcTimeline,
         an: Analysis,
         start: int,
@@ -478,7 +497,7 @@ class Joiner:
     ) -> None:
         """TCP events of the span's connections (its goroutines' sockets, and `sockets`:
         a gRPC span's transport connection) and the process's instants in its window
-        (gRPC frames not already written by the gRPC diagnosis)."""
+        (gRPC frames not already written by the gRPC diagnosis), encoded into `out`."""
         added = 0
         tcp = self.timelines.tcp
         if tcp and (an.goroutines or sockets):
@@ -492,13 +511,13 @@ class Joiner:
                 key = conn_key(target)
                 for t, a in tcp.get(key, ()) if key else ():
                     if start <= t <= end and a.get("type") != "probe" and added < MAX_SPAN_EVENTS:
-                        _add_event(span, t, f"tcp {a.get('type', '')}", "goblock.tcp.", a.items())
+                        out.append(_event(t, f"tcp {a.get('type', '')}", "goblock.tcp.", a.items()))
                         added += 1
         for t, g, kind, a in tl.instants:
             if grpc_done and kind == "grpc":
                 continue
             if start <= t <= end and (g == 0 or g in an.goroutines) and added < MAX_SPAN_EVENTS:
-                _add_event(span, t, f"{kind} {a.get('type', '')}", f"goblock.{kind}.", a.items())
+                out.append(_event(t, f"{kind} {a.get('type', '')}", f"goblock.{kind}.", a.items()))
                 added += 1
 
 
@@ -530,11 +549,12 @@ _TCP_SAMPLE = ("srtt_us", "snd_wnd", "rcv_wnd", "snd_cwnd")
 
 
 def _write_tcp_context(
-    span: Span, tcp: dict[frozenset[str], list[tuple[int, dict[str, Any]]]], sockets: set[str],
-    start: int, end: int,
+    out: list[bytes], tcp: dict[frozenset[str], list[tuple[int, dict[str, Any]]]],
+    sockets: set[str], start: int, end: int,
 ) -> None:  # fmt: skip
     """The TCP state of a gRPC span's connection: the kernel's last sample of it up to
-    the span's end (srtt, windows, cwnd) and its trouble during the span."""
+    the span's end (srtt, windows, cwnd) and its trouble during the span, as encoded
+    attributes appended to `out`."""
     for target in sorted(sockets):
         key = conn_key(target)
         recs = tcp.get(key, ()) if key else ()
@@ -558,30 +578,38 @@ def _write_tcp_context(
                 attr_int(f"goblock.tcp.{k}", int(sample[k])) for k in _TCP_SAMPLE if k in sample
             ]
         blob += [attr_int(k, v) for k, v in counts.items()]
-        span.MergeFromString(b"".join(blob))
+        out += blob
         return  # one connection per RPC
 
 
-def _write_grpc(span: Span, diag: GrpcDiagnosis) -> None:
-    """The gRPC attributes and frame events (cause and sentence went in with the
-    breakdown)."""
+def _write_grpc(attrs: list[bytes], events: list[bytes], diag: GrpcDiagnosis) -> None:
+    """The gRPC attributes and frame events, encoded into `attrs` and `events` (cause and
+    sentence went in with the breakdown)."""
     if diag.attributes:
-        span.MergeFromString(b"".join(attr(k, v) for k, v in diag.attributes.items()))
+        attrs += [attr(k, v) for k, v in diag.attributes.items()]
     for e in diag.events[:MAX_SPAN_EVENTS]:
-        ev = span.events.add()
-        ev.time_unix_nano = e.time_ns
-        ev.name = e.name
-        for k, v in e.attributes.items():
-            if isinstance(v, str | int | float):
-                put(ev.attributes, k, v)
+        events.append(
+            span_event(
+                e.time_ns,
+                e.name,
+                b"".join(
+                    attr(k, v, EVENT_ATTR)
+                    for k, v in e.attributes.items()
+                    if isinstance(v, str | int | float)
+                ),
+            )
+        )
 
 
-def _add_event(
-    span: Span, t: int, name: str, prefix: str, items: Iterable[tuple[str, Any]]
-) -> None:
-    ev = span.events.add()
-    ev.time_unix_nano = t
-    ev.name = name
-    for k, v in items:
-        if k != "type" and isinstance(v, str | int | float):
-            put(ev.attributes, prefix + k, v)
+def _event(t: int, name: str, prefix: str, items: Iterable[tuple[str, Any]]) -> bytes:
+    """A span event (Span.events entry) with the `type`-less items as `prefix`ed
+    attributes, encoded."""
+    return span_event(
+        t,
+        name,
+        b"".join(
+            attr(prefix + k, v, EVENT_ATTR)
+            for k, v in items
+            if k != "type" and isinstance(v, str | int | float)
+        ),
+    )

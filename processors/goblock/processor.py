@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_goblock.processors.goblock.config import Config
+from otel_goblock.processors.goblock.encode import split_entries, varint
 from otel_goblock.processors.goblock.join import Joined, Joiner, Rivals
 from otel_goblock.processors.goblock.peerpid import PeerPidResolver
 from otel_goblock.processors.goblock.routing import (
@@ -40,6 +41,7 @@ class _Held:
     deadline: float  # monotonic
     msg: ExportTraceServiceRequest  # private: only observed resources
     pids: list[int]  # per resource_spans of msg
+    raw: bytes | None  # msg serialized as received (None: it came parsed)
 
 
 class GoblockProcessor(Component):
@@ -157,7 +159,9 @@ class GoblockProcessor(Component):
 
     async def _route(
         self, data: Traces
-    ) -> tuple[tuple[ExportTraceServiceRequest, list[int]] | None, Traces | None, int]:
+    ) -> tuple[
+        tuple[ExportTraceServiceRequest, list[int], bytes | None] | None, Traces | None, int
+    ]:
         """Split a request into (observed part to hold, unobserved part to forward now)."""
         observed = self.timelines.procs
         peer_pid: int | None = None
@@ -188,11 +192,15 @@ class GoblockProcessor(Component):
                 except DecodeError as e:
                     raise PermanentError(f"malformed OTLP traces request: {e}") from e
                 if len(keep) == len(ranges):
-                    return (msg, pids), None, 0
+                    return (msg, pids, mine), None, 0
                 kept = set(keep)
                 other = b"".join(raw[a:b] for a, b, _ in ranges if (a, b) not in kept)
                 n_other = data.span_count - count_spans(msg)
-                return (msg, pids), Traces(raw=other, span_count=n_other, info=data.info), n_other
+                return (
+                    (msg, pids, mine),
+                    Traces(raw=other, span_count=n_other, info=data.info),
+                    n_other,
+                )
         # parsed message only: read resources directly; copy what will be edited
         try:
             src = data.message()
@@ -218,26 +226,43 @@ class GoblockProcessor(Component):
             else:
                 other_msg.resource_spans.add().CopyFrom(rs)
         if not other_msg.resource_spans:
-            return (msg, pids), None, 0
+            return (msg, pids, None), None, 0
         n_other = count_spans(other_msg)
-        return (msg, pids), Traces(message=other_msg, span_count=n_other, info=data.info), n_other
+        return (
+            (msg, pids, None),
+            Traces(message=other_msg, span_count=n_other, info=data.info),
+            n_other,
+        )
 
     def _enrich(self, held: _Held) -> Traces:
+        """Join the spans of a held request. What a span gains (j.extra) is appended to
+        its bytes as received, its episode spans to its scope's, and the request is sent
+        on as bytes: no merge into the parsed spans and no serialization of the whole
+        request after (protobuf merges appended repeated fields: the same request as
+        merging them into the message). A request that came parsed, or whose bytes do not
+        take apart as its parse did, gets them merged into the message instead."""
         procs = self.timelines.procs
         joiner = self._joiner
         spans = episodes = joined = 0
-        for rs, pid in zip(held.msg.resource_spans, held.pids, strict=True):
+        msg = held.msg
+        layout = _layout(held.raw, msg) if held.raw is not None else None
+        # per resource_spans: None (not joined) or its scopes' (children, prepared spans)
+        done: list[list[tuple[list[bytes], list[Joined]]] | None] = []
+        for rs, pid in zip(msg.resource_spans, held.pids, strict=True):
             tl = procs.get(pid)
             if tl is None:
+                done.append(None)
                 continue
             prepared: list[Joined] = []
-            scopes: list[tuple[object, list[bytes]]] = []
+            scopes: list[tuple[list[bytes], list[Joined]]] = []
             for ss in rs.scope_spans:
                 children: list[bytes] = []
-                scopes.append((ss, children))
+                first = len(prepared)
                 all_spans = ss.spans
                 for i in range(len(all_spans)):
                     prepared.append(joiner.prepare(all_spans[i], tl, children, len(prepared)))
+                scopes.append((children, prepared[first:]))
+            done.append(scopes)
             # spans of one trace on shared goroutines compete for episodes (innermost wins);
             # usually every trace has one such span here: a set tells, no groups built
             ids = [j.trace_id for j in prepared if j.goid and j.bd.episodes]
@@ -252,16 +277,24 @@ class GoblockProcessor(Component):
                 episodes += joiner.finish(j, rivals.get(j.trace_id) if rivals and j.goid else None)
                 if j.goid:
                     joined += 1
-            for ss, children in scopes:
-                if children:
-                    ss.MergeFromString(b"".join(children))  # type: ignore[attr-defined]
             spans += len(prepared)
         self._m_enriched.add(spans, self._attrs)
         if joined:
             self._m_joined.add(joined, self._attrs)
         if episodes:
             self._m_episodes.add(episodes, self._attrs)
-        return Traces(message=held.msg, span_count=spans + episodes)
+        if layout is not None:
+            raw = _assemble(held.raw, layout, done)  # type: ignore[arg-type]
+            return Traces(raw=raw, span_count=spans + episodes)
+        for rs, scopes in zip(msg.resource_spans, done, strict=True):
+            if scopes is None:
+                continue
+            for ss, (children, prepared) in zip(rs.scope_spans, scopes, strict=True):
+                for j in prepared:
+                    j.span.MergeFromString(j.extra)
+                if children:
+                    ss.MergeFromString(b"".join(children))
+        return Traces(message=msg, span_count=spans + episodes)
 
     async def _send(self, data: Traces) -> None:
         try:
@@ -332,3 +365,70 @@ def _without_events(data: Traces) -> Traces:
     if data.has_raw():
         return Traces(raw=data.serialized(), span_count=data.span_count, info=data.info)
     return Traces(message=data.message(), span_count=data.span_count, info=data.info)
+
+
+# a request's bytes taken apart (encode.split_entries): (its other fields, per
+# resource_spans its entry's range, other fields and per scope_spans its other fields
+# and span entries)
+_Layout = tuple[
+    bytes,
+    list[tuple[int, int, bytes, list[tuple[bytes, list[tuple[int, int, int]]]]]],
+]
+
+
+def _layout(raw: bytes, msg: ExportTraceServiceRequest) -> _Layout | None:
+    """Where the resource, scope and span entries of `raw` lie; None unless they are
+    exactly those of `msg` (parsed from `raw`): a span's bytes must be the span's."""
+    try:
+        rss, other = split_entries(raw, 0, len(raw), 0x0A)
+        if len(rss) != len(msg.resource_spans):
+            return None
+        out = []
+        for (rs_at, a, b), rs in zip(rss, msg.resource_spans, strict=True):
+            scopes, rs_other = split_entries(raw, a, b, 0x12)
+            if len(scopes) != len(rs.scope_spans):
+                return None
+            scope_parts = []
+            for (_, sa, sb), ss in zip(scopes, rs.scope_spans, strict=True):
+                entries, ss_other = split_entries(raw, sa, sb, 0x12)
+                if len(entries) != len(ss.spans):
+                    return None
+                scope_parts.append((ss_other, entries))
+            out.append((rs_at, b, rs_other, scope_parts))
+    except (ValueError, IndexError):
+        return None
+    return other, out
+
+
+def _assemble(
+    raw: bytes,
+    layout: _Layout,
+    done: list[list[tuple[list[bytes], list[Joined]]] | None],
+) -> bytes:
+    """The enriched request: each joined span's entry re-framed around its bytes and its
+    additions, its scope's episode spans after its spans; unjoined resources verbatim."""
+    other, rss = layout
+    out = [other]
+    for (rs_at, rs_end, rs_other, scope_parts), scopes in zip(rss, done, strict=True):
+        if scopes is None:
+            out.append(raw[rs_at:rs_end])
+            continue
+        rs_body = [rs_other]
+        for (ss_other, entries), (children, prepared) in zip(scope_parts, scopes, strict=True):
+            body = [ss_other]
+            append = body.append
+            for (at, a, b), j in zip(entries, prepared, strict=True):
+                extra = j.extra
+                if extra:
+                    n = b - a + len(extra)
+                    append(b"\x12" + varint(n))
+                    append(raw[a:b])
+                    append(extra)
+                else:
+                    append(raw[at:b])
+            body += children
+            blob = b"".join(body)
+            rs_body.append(b"\x12" + varint(len(blob)) + blob)
+        blob = b"".join(rs_body)
+        out.append(b"\x0a" + varint(len(blob)) + blob)
+    return b"".join(out)

@@ -370,3 +370,61 @@ async def test_a_span_ending_before_it_starts_is_enriched_as_zero_length() -> No
     await run(proc, [marker(1, 10, 4)], request([(1, 10, 5)]))
     a = attrs_of(app_span(sink, 1))
     assert a["goblock.on_cpu.ms"] == 0.0 and a["goblock.goroutine.id"] == 4
+
+
+async def test_enriched_bytes_are_the_request_the_message_path_builds() -> None:
+    """A request that came as bytes leaves as bytes (each span's additions appended to its
+    serialized form, episode spans to its scope's): parsed, it is the very request the
+    merge into the parsed message builds — several scopes and resources, a foreign
+    resource, unknown fields, a span with events of its own, TCP and gRPC span events."""
+    from otel_goblock.processors.goblock import join
+
+    conn = "tcp 127.0.0.1:40000->10.0.0.5:5432"
+    events = [
+        ev("syscall", 4, 5, goid=7, tid=3, name="write", fd_target=conn),
+        ev("park", 5, 60, goid=7, tid=3, reason="IO wait"),
+        ev("park", 62, 95, goid=7, tid=3, reason="sync.Mutex.Lock"),
+        ev("park", 110, 180, goid=8, tid=4, reason="chan receive"),
+        ev("park", 260, 290, goid=9, tid=4, reason="select"),
+        ev("grpc", 50, goid=7, type="goaway", code=11, debug_data="too_many_pings"),
+        ev(
+            "tcp",
+            30,
+            pid=0,
+            type="retransmit",
+            saddr="127.0.0.1",
+            sport=40000,
+            daddr="10.0.0.5",
+            dport=5432,
+            state="ESTABLISHED",
+        ),
+        marker(1, 100, 7, tid=3),
+        marker(2, 200, 8, tid=4),
+        marker(3, 300, 9, tid=4),
+    ]
+    req = request([(1, 0, 100), (2, 100, 200)], attrs={2: {"goblock.goroutine.id": 8}})
+    req.resource_spans[0].schema_url = "https://opentelemetry.io/schemas/1.24.0"
+    req.resource_spans[0].scope_spans[0].spans[0].events.add(time_unix_nano=T0, name="own")
+    second = req.resource_spans[0].scope_spans.add()  # a second scope of the same resource
+    second.scope.name = "db"
+    second.schema_url = "x"
+    second.spans.extend(request([(3, 250, 300)]).resource_spans[0].scope_spans[0].spans)
+    req.resource_spans.extend(request([(4, 0, 10)], pid=999).resource_spans)  # not observed
+    req.resource_spans.extend(request([(5, 0, 10)]).resource_spans)  # no marker: process-wide
+    raw = req.SerializeToString() + b"\xf8\x3e\x01"  # + an unknown varint field (1999)
+    out = []
+    for data in (Traces(raw=raw), Traces(message=ExportTraceServiceRequest.FromString(raw))):
+        proc, sink, _ = make()
+        join._rand.seed(5)  # the same episode span ids both times
+        await run(proc, events, ExportTraceServiceRequest())
+        await proc.consume_traces(data)
+        out.append(sink.got)
+    (passed, as_bytes), (passed_too, as_message) = out
+    assert passed.message() == passed_too.message()  # pid 999's resource, untouched
+    assert as_bytes.has_raw() and as_bytes.span_count == as_message.span_count
+    got = ExportTraceServiceRequest.FromString(as_bytes.serialized())
+    assert got == as_message.message()
+    assert got.SerializeToString() == as_message.message().SerializeToString()
+    names = [e.name for e in got.resource_spans[0].scope_spans[0].spans[0].events]
+    assert names == ["own", "tcp retransmit", "grpc goaway"]
+    assert len(got.resource_spans[0].scope_spans[1].spans) > 1  # episode spans in scope 2
