@@ -54,6 +54,7 @@ _GOID, _TID, _STW, _KIDS, _TCP = 0, 1, 2, 3, 4
 _CANDIDATE_CODES = frozenset({SYSCALL, GC_ASSIST, GRPC_FC})
 OTHER_SOURCE = 2
 _START = itemgetter(0)
+_END = itemgetter(1)
 
 
 class WaitReason(str):
@@ -251,7 +252,7 @@ class Recs(list):
             self.ordered
             and self.last < cutoff
             and len(self) <= 8
-            and all(e < cutoff for _, e, _ in _REC.iter_unpack(data))
+            and max(map(_END, _REC.iter_unpack(data)), default=-_I64) < cutoff
         ):
             n = len(self)
             del data[:]
@@ -314,13 +315,24 @@ class Candidates:
             append((s, e, m & 15, _lget(recs, i), _unpack_q(goids, i * 8)[0], m >> 8, (m >> 4) & 3))
             i += 1
         self.head = i
-        if i > 4096 and i * 2 > n:  # compact: drop the consumed front
-            del data[: i * _REC_SIZE]
+        self._compact()
+        return out
+
+    def consumed(self, n: int) -> None:
+        """The next `n` waits from the front were taken (unjoined.collect reads them in
+        place)."""
+        self.head += n
+        self._compact()
+
+    def _compact(self) -> None:
+        i = self.head
+        if i > 4096 and i * 2 > len(self.recs):  # drop the consumed front
+            recs = self.recs
+            del recs.data[: i * _REC_SIZE]
             del recs[:i]
             recs.starts = recs.maxends = None
-            del goids[: i * 8]
+            del self.goids[: i * 8]
             self.head = 0
-        return out
 
 
 class ProcTimeline:

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otel_goblock.processors.goblock.breakdown import Seg
 from otel_goblock.processors.goblock.join import fill_episode, new_span_id, put
-from otel_goblock.processors.goblock.timeline import _CLAIM, ProcTimeline, Timelines
+from otel_goblock.processors.goblock.timeline import (
+    _CLAIM,
+    _REC,
+    _REC_SIZE,
+    Candidates,
+    ProcTimeline,
+    Timelines,
+)
 
 SCOPE_NAME = "otel-goblock/goblock"
 _rand = random.Random()
 _CLAIM_SIZE = _CLAIM.size
 _unpack_claim = _CLAIM.unpack
 _iter_claims = _CLAIM.iter_unpack
+_GOID = struct.Struct("<q")
+_lget = list.__getitem__
 
 
 def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
@@ -29,11 +39,36 @@ def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
     (the timeline keeps them at ingest: parks with a known cause — idle runtime
     goroutines such as "GC worker (idle)" are not waits of the program —, syscalls of
     known goroutines, GC assist and stop-the-world, flow-control waits ≥ min_episode)."""
+    cands = tl.candidates
+    out, taken = _unclaimed(tl, cands, cutoff, prefer)
+    cands.consumed(taken)
+    tl.forget_claims(cutoff)
+    return out
+
+
+def _unclaimed(
+    tl: ProcTimeline, cands: Candidates, cutoff: int, prefer: int
+) -> tuple[list[Seg], int]:
+    """(the unclaimed candidates from the front that started before `cutoff`, ingest
+    order: it stops at the first later one; how many it looked at). One pass over the
+    packed records: a claimed wait (nearly all of them) becomes no tuple. Its views of
+    the packed columns die with it, before Candidates.consumed resizes them."""
     out: list[Seg] = []
+    append = out.append
     arb = tl.arb  # the kinds (of PARK, GC_ASSIST, GC_STW) more than one source reported
     claims = tl.claims
-    for s, e, code, detail, goid, tid, src in tl.candidates.pop_before(cutoff):
-        if src != prefer and code in arb:
+    recs = cands.recs
+    head = i = cands.head
+    n = len(recs)
+    if i >= n:
+        return out, 0
+    rows = _REC.iter_unpack(memoryview(recs.data)[i * _REC_SIZE : n * _REC_SIZE])
+    goids = _GOID.iter_unpack(memoryview(cands.goids)[i * 8 : n * 8])
+    for (s, e, m), (goid,) in zip(rows, goids, strict=True):
+        if s >= cutoff:
+            break
+        i += 1
+        if arb and (m >> 4) & 3 != prefer and m & 15 in arb:
             continue
         if goid:  # tl.claimed(goid, s, e), inlined: most goroutines have one claim
             lst = claims.get(goid)
@@ -46,9 +81,8 @@ def collect(tl: ProcTimeline, cutoff: int, prefer: int) -> list[Seg]:
                     continue
         elif tl.claimed(0, s, e):  # goid 0 (stop-the-world): any span of the process
             continue
-        out.append((s, e, code, detail, goid, tid))
-    tl.forget_claims(cutoff)
-    return out
+        append((s, e, m & 15, _lget(recs, i - 1), goid, m >> 8))
+    return out, i - head
 
 
 def executable(pid: int) -> str:
