@@ -53,6 +53,7 @@ _MEMO_MAX = 4096
 
 
 _first = itemgetter(0)
+_third = itemgetter(2)
 
 
 def sweep(recs: list[Rec], start: int, end: int, default: int, goid: int = 0) -> list[Seg]:
@@ -150,7 +151,7 @@ def _thread_events(
     # usually stays on one thread: one search instead of one per run), clipped per run
     found: dict[int, list[Rec]] = {}
     first = runs[0][2]
-    if all(tid == first for _, _, tid in runs):
+    if list(map(_third, runs)).count(first) == len(runs):  # no generator: ~1 us less
         if first:
             found[first] = tl.thread(first, runs[0][0], runs[-1][1])
     else:
