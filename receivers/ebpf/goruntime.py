@@ -10,7 +10,6 @@ per pid, so probes only fire in target processes.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes as ct
 import logging
 from dataclasses import dataclass, field
@@ -173,7 +172,7 @@ class GoRuntimeProbes:
         syscall); False when the syscalls program of the same module already does it."""
         self._bpf = bpf
         self.families = families
-        self._probes: BinaryUprobes[GoProbePlan] = BinaryUprobes(bpf, "Go runtime")
+        self._probes: BinaryUprobes[GoProbePlan] = BinaryUprobes(bpf, "Go runtime", "go_offsets")
         self._sys_enter = False
         bpf["config"][ct.c_int(CFG_PARK_THRESHOLD_NS)] = ct.c_uint64(park_threshold_ns)
         bpf["config"][ct.c_int(CFG_ASSIST_THRESHOLD_NS)] = ct.c_uint64(assist_threshold_ns)
@@ -195,18 +194,13 @@ class GoRuntimeProbes:
         return plan
 
     def detach(self, pid: int) -> None:
-        if self._probes.detach(pid):
-            offsets = self._bpf["go_offsets"]
-            with contextlib.suppress(KeyError):
-                del offsets[offsets.Key(pid)]
+        self._probes.detach(pid)
 
     def reap_idle(self) -> None:
         self._probes.reap_idle()
 
     def close(self) -> None:
-        for pid in self._probes.pids():
-            self.detach(pid)
-        self._probes.reap_idle(grace_s=0.0)
+        self._probes.close()
         if self._sys_enter:
             self._bpf.detach_tracepoint(tp="raw_syscalls:sys_enter")
             self._sys_enter = False

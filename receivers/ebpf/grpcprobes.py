@@ -18,7 +18,6 @@ The functions probed and why these (grpc-go 1.60-1.85):
 
 from __future__ import annotations
 
-import contextlib
 import ctypes as ct
 import logging
 import re
@@ -356,7 +355,7 @@ class GrpcProbes:
         self._bpf = bpf
         self.families = frozenset(families)
         self.flow_threshold_ns = flow_threshold_ns
-        self._probes: BinaryUprobes[GrpcProbePlan] = BinaryUprobes(bpf, "grpc")
+        self._probes: BinaryUprobes[GrpcProbePlan] = BinaryUprobes(bpf, "grpc", "grpc_offsets")
 
     def attach(self, pid: int, exe: str) -> GrpcProbePlan:
         """Observe `pid`; GoBinaryError when its binary has no grpc-go."""
@@ -378,18 +377,13 @@ class GrpcProbes:
         return plan
 
     def detach(self, pid: int) -> None:
-        if self._probes.detach(pid):
-            table = self._bpf["grpc_offsets"]
-            with contextlib.suppress(KeyError):
-                del table[table.Key(pid)]
+        self._probes.detach(pid)
 
     def reap_idle(self) -> None:
         self._probes.reap_idle()
 
     def close(self) -> None:
-        for pid in self._probes.pids():
-            self.detach(pid)
-        self._probes.reap_idle(grace_s=0.0)
+        self._probes.close()
 
     def plan(self, pid: int) -> GrpcProbePlan | None:
         return self._probes.plan(pid)

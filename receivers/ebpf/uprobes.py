@@ -9,6 +9,7 @@ stay `grace_s` after its last target exits, for the restart that usually follows
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -41,9 +42,12 @@ def attach_uprobe_at(bpf: Any, path: bytes, offset: int, fn_name: str, pid: int)
 class BinaryUprobes(Generic[P]):
     """The uprobes of one probe family set, per binary, with the pids that use them."""
 
-    def __init__(self, bpf: Any, what: str, grace_s: float = 30.0) -> None:
+    def __init__(self, bpf: Any, what: str, pid_table: str, grace_s: float = 30.0) -> None:
+        """`pid_table`: the BPF hash (keyed by pid) that tells the programs whom to act
+        for; the caller writes a pid's entry after `attach`, `detach` removes it."""
         self._bpf = bpf
         self._what = what  # for the log: "Go runtime", "grpc"
+        self._pid_table = pid_table
         self._grace_s = grace_s
         # binary realpath → (plan, uprobe event names, target pids running it)
         self._binaries: dict[str, tuple[P, list[bytes], set[int]]] = {}
@@ -90,6 +94,9 @@ class BinaryUprobes(Generic[P]):
         path = self._pids.pop(pid, None)
         if path is None:
             return False
+        table = self._bpf[self._pid_table]
+        with contextlib.suppress(KeyError):
+            del table[table.Key(pid)]
         pids = self._binaries[path][2]
         pids.discard(pid)
         if not pids:
@@ -108,6 +115,12 @@ class BinaryUprobes(Generic[P]):
                 if entry is not None:
                     del self._binaries[path]
                     self._detach_events(entry[1])
+
+    def close(self) -> None:
+        """Forget every pid and remove every uprobe now (no grace)."""
+        for pid in list(self._pids):
+            self.detach(pid)
+        self.reap_idle(grace_s=0.0)
 
     def pids(self) -> list[int]:
         return list(self._pids)
