@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -152,37 +153,28 @@ class OTLPGrpcExporter(Component):
         await self._helper.consume_metrics(data)
 
     async def _send_traces(self, data: Traces, timeout_s: float) -> int:
-        await self._ready()
-        try:
-            resp = await self._export_traces(
-                data.serialized(), timeout=timeout_s, metadata=self._call_metadata()
-            )
-        except grpc.aio.AioRpcError as e:
-            if e.code() in _REPIN_CODES:
-                await self._unpin()
-            raise from_grpc(e) from None
-        ps = resp.partial_success
-        if ps.rejected_spans or ps.error_message:
-            self._log.warning(
-                "partial success: %d spans rejected: %s", ps.rejected_spans, ps.error_message
-            )
-        return ps.rejected_spans
+        ps = await self._send("_export_traces", data.serialized(), timeout_s)
+        return self._rejected(ps.rejected_spans, "spans", ps.error_message)
 
     async def _send_metrics(self, data: Metrics, timeout_s: float) -> int:
+        ps = await self._send("_export_metrics", data.serialized(), timeout_s)
+        return self._rejected(ps.rejected_data_points, "data points", ps.error_message)
+
+    async def _send(self, method: str, body: bytes, timeout_s: float) -> Any:
+        """One Export call; its response's partial_success.  `method` is named, not
+        passed: `_ready()` (re)creates the channel and its calls."""
         await self._ready()
         try:
-            resp = await self._export_metrics(
-                data.serialized(), timeout=timeout_s, metadata=self._call_metadata()
+            resp = await getattr(self, method)(
+                body, timeout=timeout_s, metadata=self._call_metadata()
             )
         except grpc.aio.AioRpcError as e:
             if e.code() in _REPIN_CODES:
                 await self._unpin()
             raise from_grpc(e) from None
-        ps = resp.partial_success
-        if ps.rejected_data_points or ps.error_message:
-            self._log.warning(
-                "partial success: %d data points rejected: %s",
-                ps.rejected_data_points,
-                ps.error_message,
-            )
-        return ps.rejected_data_points
+        return resp.partial_success
+
+    def _rejected(self, n: int, what: str, message: str) -> int:
+        if n or message:
+            self._log.warning("partial success: %d %s rejected: %s", n, what, message)
+        return n
