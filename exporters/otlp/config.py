@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
 from otel_goblock.component import ComponentID
 from otel_goblock.config import Duration
+from otel_goblock.config.tlsfiles import tls_file_problems
 from otel_goblock.exporterhelper import QueueConfig, RetryConfig, TimeoutConfig
 
 
@@ -25,17 +25,7 @@ class TLSConfig:
     server_name_override: str = ""
 
     def validate(self) -> list[str]:
-        problems = []
-        if bool(self.cert_file) != bool(self.key_file):
-            problems.append(
-                "cert_file, key_file: expected both or neither, got "
-                f"cert_file={self.cert_file!r} key_file={self.key_file!r}"
-            )
-        for key in ("ca_file", "cert_file", "key_file"):
-            path = getattr(self, key)
-            if path and not os.access(path, os.R_OK):
-                problems.append(f"{key}: expected a readable file, got {path!r}")
-        return problems
+        return tls_file_problems(self, ("ca_file", "cert_file", "key_file"))
 
 
 Compression = Literal["gzip", "none", ""]

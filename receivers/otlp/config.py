@@ -10,11 +10,11 @@ absence is marked with a sentinel default that `__post_init__` turns into None (
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from otel_goblock.config import ByteSize, Duration, Endpoint
+from otel_goblock.config.tlsfiles import tls_file_problems
 
 MIB = 1024 * 1024
 
@@ -39,21 +39,12 @@ class TLSServerConfig:
     client_ca_file: str = ""
 
     def validate(self) -> list[str]:
-        problems = []
-        if bool(self.cert_file) != bool(self.key_file):
-            problems.append(
-                "cert_file, key_file: expected both or neither, got "
-                f"cert_file={self.cert_file!r} key_file={self.key_file!r}"
-            )
+        problems = tls_file_problems(self, ("cert_file", "key_file", "client_ca_file"))
         if self.client_ca_file and not self.cert_file:
             problems.append(
                 "client_ca_file: expected cert_file and key_file too (mTLS needs a server "
                 "certificate), got only client_ca_file"
             )
-        for name in ("cert_file", "key_file", "client_ca_file"):
-            path = getattr(self, name)
-            if path and not os.path.isfile(path):
-                problems.append(f"{name}: expected a readable file, got {path!r} (not found)")
         return problems
 
 
