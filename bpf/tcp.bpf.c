@@ -46,6 +46,8 @@ struct sk_owner {
     u64 last_probe_ns;
     u32 last_snd_wnd;
     u32 last_rcv_wnd;
+    u32 tuple_set;  /* 1: tuple_owner holds this socket's 4-tuple (written once) */
+    u32 _pad;
 };
 
 struct tuple_key {
@@ -73,6 +75,18 @@ static __always_inline void learn_owner(u64 sk)
         return;
     struct sk_owner n = {.pid = tgid, .tid = (u32)pid_tgid, .last_snd_wnd = 1, .last_rcv_wnd = 1};
     sk_owner.update(&sk, &n);
+}
+
+/* tuple_owner gets a socket's 4-tuple once, when its local port is known (connect() moves
+ * a socket to SYN_SENT before it picks the port): an LRU hash update per state change
+ * and per probe sample was most of those programs' cost under connection churn */
+static __always_inline void own_tuple(struct sk_owner *o, struct tuple_key *tk)
+{
+    if (o->tuple_set || !tk->sport)
+        return;
+    u32 pid = o->pid;
+    tuple_owner.update(tk, &pid);
+    o->tuple_set = 1;
 }
 
 TRACEPOINT_PROBE(sock, sock_send_length)
@@ -171,8 +185,7 @@ TRACEPOINT_PROBE(tcp, tcp_probe)
     tk.sport = e->sport;
     tk.dport = e->dport;
     tk.family = e->family;
-    u32 pid = o->pid;
-    tuple_owner.update(&tk, &pid);
+    own_tuple(o, &tk);
     if (type == TCP_EV_ZERO_WINDOW)
         count_peer(type, e->family, e->daddr, e->dport);
     tcp_events.ringbuf_submit(e, wakeup_flags());
@@ -276,11 +289,10 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
         tk.sport = e->sport;
         tk.dport = e->dport;
         tk.family = e->family;
-        u32 pid = o->pid;
-        if (args->newstate == TCP_CLOSE_)
+        if (args->newstate != TCP_CLOSE_)
+            own_tuple(o, &tk);
+        else if (o->tuple_set)
             tuple_owner.delete(&tk);
-        else
-            tuple_owner.update(&tk, &pid);
         tcp_events.ringbuf_submit(e, wakeup_flags());
     }
     if (args->newstate == TCP_CLOSE_)

@@ -91,9 +91,8 @@ class Config:
     # without this receiver; when true the collector fails at start with the doctor's text.
     required: bool = True
     ring_buffer_size: ByteSize = field(default_factory=lambda: ByteSize(1 << 20))
-    # records are mostly submitted without waking the poll thread (every 256th per CPU
-    # wakes it), so this is also the delay before an fd is resolved to its target: short
-    # enough that the fd is usually still open
+    # records are mostly submitted without waking the poll thread (a wakeup once a quarter
+    # of a ring came in over all CPUs), so this is the latency of most events
     poll_interval: Duration = field(default_factory=lambda: Duration(0.02))
     metrics_interval: Duration = field(default_factory=lambda: Duration(10.0))
     # batches handed to the pipeline but not yet consumed; beyond this, batches are dropped

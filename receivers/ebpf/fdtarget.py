@@ -6,7 +6,9 @@ matched by the socket inode that /proc/<pid>/fd/<n> names), a path for files,
 `pipe:[ino]` / `anon_inode:[eventpoll]` as the kernel names the rest.  The BPF side
 records the file's identity (mode, inode, dentry name) at sys_exit, while the syscall still
 holds the fd; naming happens here, when the episode is decoded — possibly after the app
-closed the fd, which the identity survives.  Answers are cached within one drained batch.
+closed the fd, which the identity survives.  A socket's name is cached by its identity
+(the endpoint bytes BPF read, and the inode), across drains: the same bytes always read
+the same.  Other answers, which look at /proc, are cached within one drained batch.
 """
 
 from __future__ import annotations
@@ -91,11 +93,19 @@ class FdResolver:
     read while the syscall held the fd) the answer does not depend on the fd still being
     open: pipes and sockets are named by inode, regular files by the path /proc shows while
     the fd still names the same inode, else a path seen before for that inode, else the
-    basename.  Without it (no BTF), /proc/<pid>/fd is all there is."""
+    basename.  Without it (no BTF), /proc/<pid>/fd is all there is.
 
-    def __init__(self, max_entries: int = 16384) -> None:
+    `proc_fallback=False` when the BPF side reads identities (it has the BTF offsets): a
+    record without one then names an fd that was not open at the syscall's exit (close,
+    a bad fd) — /proc would name whatever reuses the number by now, and for a socket it
+    meant reading the whole /proc/<pid>/net/tcp table (with thousands of TIME_WAIT
+    entries under connection churn: ~100 ms of CPU each, most of the agent's)."""
+
+    def __init__(self, max_entries: int = 16384, proc_fallback: bool = True) -> None:
         self._max = max_entries
+        self._proc_fallback = proc_fallback
         self._cache: dict[tuple[int, int, int], str] = {}
+        self._socknames: dict[tuple[int, bytes], str] = {}  # (inode, endpoint bytes) → text
         self._sockets: dict[int, str] = {}
         self._paths: dict[int, str] = {}  # inode → path, for files closed before decode
 
@@ -105,14 +115,24 @@ class FdResolver:
 
     def resolve(self, pid: int, fd: int, mode: int = 0, ino: int = 0, name: bytes = b"") -> str:
         """The fd's target, or "" when it cannot be known."""
+        if mode & KERNEL_IDENTITY and name[:1] == FD_SOCKADDR and mode & S_IFMT == S_IFSOCK:
+            sk = (ino, name)
+            text = self._socknames.get(sk)
+            if text is None:
+                if len(self._socknames) >= self._max:
+                    self._socknames.clear()
+                text = self._socknames[sk] = sockaddr_text(name) or f"socket:[{ino}]"
+            return text
         key = (pid, fd, ino)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         if mode & KERNEL_IDENTITY:
             text = self._from_identity(pid, fd, mode & S_IFMT, ino, name)
-        else:
+        elif self._proc_fallback:
             text = self._from_proc(pid, fd)
+        else:
+            text = ""
         if len(self._cache) >= self._max:
             self._cache.clear()
         self._cache[key] = text

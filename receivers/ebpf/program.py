@@ -87,6 +87,7 @@ def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
     cflags = [
         f"-I{BPF_DIR}",
         f"-DGOBLOCK_RING_PAGES={opts.ring_pages}",
+        f"-DGOBLOCK_WAKEUP_EVERY={wakeup_every(opts.ring_pages)}",
         f"-DGOBLOCK_FSBASE_OFF={opts.fsbase_offset}",
         *(f"-D{name}={value}" for name, value in opts.fd_offsets),
         "-Wno-macro-redefined",
@@ -104,6 +105,17 @@ def source_text(opts: ProgramOptions) -> tuple[str, list[str]]:
         if not _headers_define("rstreason.h"):
             cflags.append("-DGOBLOCK_DECLARE_SK_RST_REASON")
     return text, cflags
+
+
+# the largest record a batched ring carries, header included (syscall_event: 112 bytes)
+_RECORD_BOUND = 128
+
+
+def wakeup_every(ring_pages: int, ncpu: int | None = None) -> int:
+    """Records a CPU submits between two wakeups of the poll thread (bpf/goblock.h
+    wakeup_flags): all CPUs together fill at most a quarter of a ring before a wakeup."""
+    ncpu = ncpu or os.cpu_count() or 1
+    return max(1, ring_pages * 4096 // _RECORD_BOUND // (4 * ncpu))
 
 
 def _headers_define(header: str) -> bool:
@@ -160,7 +172,7 @@ class Program:
         return self.rings.add(name, RingReader(t.map_fd, int(t.max_entries), slot, body_size))
 
     def wait(self, timeout_ms: int) -> None:
-        """Wait up to timeout_ms for a wakeup (an exec, or every 256th record on a CPU);
+        """Wait up to timeout_ms for a wakeup (an exec, or a CPU's wakeup_every-th record);
         the caller then drains every ring: most records are submitted without a wakeup."""
         self.rings.wait(timeout_ms)
 

@@ -176,6 +176,8 @@ class EbpfReceiver(Component):
         except Exception as e:
             self._log.warning("ebpf: no BTF offsets for the fd walk (%s): fd targets by /proc", e)
             fd_offsets = ()
+        # with the offsets, BPF names every fd open at sys_exit (no /proc look-ups)
+        self._fds = FdResolver(proc_fallback=not fd_offsets)
         prog = Program(
             ProgramOptions(
                 syscalls=c.syscalls,

@@ -27,7 +27,8 @@ epoll re-checks a ring after every drain and returns at once when any record cam
 meanwhile, without a wakeup, so under a steady trickle the poll thread drained as fast as
 it could (~250 drains/s of ~80 records at 20k events/s) and per-drain costs (handing a
 batch to the pipeline's loop, naming fds) dominated.  Edge-triggered, only the kernel's
-wakeups end a wait — every 256th record per CPU (goblock.h wakeup_flags) and records
+wakeups end a wait — every wakeup_every-th record per CPU (program.py, goblock.h
+wakeup_flags: a quarter of a ring over all CPUs) and records
 submitted to an idle consumer (execs) — and the poll interval bounds the latency of the
 rest.  Nothing is missed: each wakeup drains every ring, and a wakeup that comes while
 draining is queued for the next wait.
