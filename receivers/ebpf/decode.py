@@ -306,6 +306,46 @@ def tcp_event(rec: tuple, to_wall: int) -> Event:
     return Event("tcp", pid, tid, 0, ts + to_wall, ts + to_wall, attrs, "ebpf")
 
 
+def tcp_events(recs: list[tuple], to_wall: int) -> list[Event]:
+    """A drain of TCP records as Events, as tcp_event makes them: state changes and probe
+    samples (under connection churn ~10 per request, most of a service's events) inline,
+    with the lookups hoisted out of the loop; the rarer kinds through tcp_event."""
+    out: list[Event] = []
+    append = out.append
+    types, states, text = TCP_TYPES, TCP_STATES, addr_text
+    for rec in recs:
+        ts, _sk, pid, tid, srtt, snd, rcv, cwnd, old, new, fam, sport, dport, typ, _p, sa, da = rec
+        name = types.get(typ)
+        if name == "state":
+            attrs: dict = {
+                "type": name,
+                "saddr": text(fam, sa),
+                "sport": sport,
+                "daddr": text(fam, da),
+                "dport": dport,
+                "old_state": states.get(old) or str(old),
+                "new_state": states.get(new) or str(new),
+            }
+        elif name == "probe":
+            attrs = {
+                "type": name,
+                "saddr": text(fam, sa),
+                "sport": sport,
+                "daddr": text(fam, da),
+                "dport": dport,
+                "srtt_us": srtt,
+                "snd_wnd": snd,
+                "rcv_wnd": rcv,
+                "snd_cwnd": cwnd,
+            }
+        else:
+            append(tcp_event(rec, to_wall))
+            continue
+        ts += to_wall
+        append(Event("tcp", pid, tid, 0, ts, ts, attrs, "ebpf"))
+    return out
+
+
 def go_event(
     rec: tuple, to_wall: int, wait_reasons: dict[int, str], stw_reasons: dict[int, str]
 ) -> Event | None:

@@ -392,8 +392,7 @@ class EbpfReceiver(Component):
             events += self._go_events(recs, off)
         recs = self._take("tcp_events")
         if recs:
-            tcp = decode.tcp_event
-            events += [tcp(r, off) for r in recs]
+            events += decode.tcp_events(recs, off)
         return events
 
     def _syscall_events(self, region: bytes, n: int, stride: int, off: int) -> list[Event]:

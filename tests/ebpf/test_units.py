@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import re
 import socket
+import struct
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from otel_goblock.receivers.ebpf import decode as records
 from otel_goblock.receivers.ebpf import metrics
 from otel_goblock.receivers.ebpf.config import Config
-from otel_goblock.receivers.ebpf.fdtarget import FdResolver
+from otel_goblock.receivers.ebpf.fdtarget import KERNEL_IDENTITY, S_IFSOCK, FdResolver
 from otel_goblock.receivers.ebpf.gobinary import go_version, goid_offset
 from otel_goblock.receivers.ebpf.targets import Spec
 
@@ -102,6 +104,40 @@ def test_fd_target_resolves_tcp_sockets_files_and_pipes(tmp_path):
         f.close()
         os.close(r)
         os.close(w)
+
+
+def test_fd_target_without_proc_fallback_names_only_what_bpf_identified():
+    """With BPF's fd walk, a record without an identity is an fd the syscall closed:
+    /proc would name whatever reuses the number now, so it is left unnamed."""
+    r, w = os.pipe()
+    try:
+        assert FdResolver().resolve(os.getpid(), r) != ""  # /proc: the pipe open now
+        res = FdResolver(proc_fallback=False)
+        assert res.resolve(os.getpid(), r) == ""
+        sockaddr = struct.pack(
+            "<BBHHH16s16s", 1, socket.IPPROTO_TCP, socket.AF_INET, 40312, 5432,
+            bytes([10, 0, 0, 1]), bytes([10, 0, 0, 5]),
+        )  # fmt: skip
+        mode = KERNEL_IDENTITY | S_IFSOCK
+        want = "tcp 10.0.0.1:40312->10.0.0.5:5432"
+        assert res.resolve(1, 7, mode, 99, sockaddr) == want
+        res.new_batch()  # socket names outlive a batch: the same bytes read the same
+        assert res.resolve(2, 9, mode, 99, sockaddr) == want
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_tcp_events_in_a_batch_equal_one_by_one():
+    rows = []
+    for typ in range(1, 9):  # every TCP_EV_* and an unknown one
+        for fam, sa, da in (
+            (socket.AF_INET, bytes([127, 0, 0, 1]) + bytes(12), bytes([10, 1, 2, 3]) + bytes(12)),
+            (socket.AF_INET6, socket.inet_pton(socket.AF_INET6, "::ffff:1.2.3.4"),
+             socket.inet_pton(socket.AF_INET6, "fe80::1")),
+        ):  # fmt: skip
+            rows.append((5, 1, 10, 11, 30, 0, 64, 10, 1, 7, fam, 80, 443, typ, 0, sa, da))
+    assert records.tcp_events(rows, 100) == [records.tcp_event(r, 100) for r in rows]
 
 
 def test_go_version_and_goid_offset_of_a_go_binary():
