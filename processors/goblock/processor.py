@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_goblock.processors.goblock.config import Config
-from otel_goblock.processors.goblock.encode import split_entries, varint
+from otel_goblock.processors.goblock.encode import read_varint, split_entries, varint
 from otel_goblock.processors.goblock.join import Joined, Joiner, Rivals
 from otel_goblock.processors.goblock.peerpid import PeerPidResolver
 from otel_goblock.processors.goblock.routing import (
@@ -245,7 +245,6 @@ class GoblockProcessor(Component):
         joiner = self._joiner
         spans = episodes = joined = 0
         msg = held.msg
-        layout = _layout(held.raw, msg) if held.raw is not None else None
         # per resource_spans: None (not joined) or its scopes' (children, prepared spans)
         done: list[list[tuple[list[bytes], list[Joined]]] | None] = []
         for rs, pid in zip(msg.resource_spans, held.pids, strict=True):
@@ -283,8 +282,8 @@ class GoblockProcessor(Component):
             self._m_joined.add(joined, self._attrs)
         if episodes:
             self._m_episodes.add(episodes, self._attrs)
-        if layout is not None:
-            raw = _assemble(held.raw, layout, done)  # type: ignore[arg-type]
+        raw = _assemble(held.raw, done) if held.raw is not None else None
+        if raw is not None:
             return Traces(raw=raw, span_count=spans + episodes)
         for rs, scopes in zip(msg.resource_spans, done, strict=True):
             if scopes is None:
@@ -367,68 +366,89 @@ def _without_events(data: Traces) -> Traces:
     return Traces(message=data.message(), span_count=data.span_count, info=data.info)
 
 
-# a request's bytes taken apart (encode.split_entries): (its other fields, per
-# resource_spans its entry's range, other fields and per scope_spans its other fields
-# and span entries)
-_Layout = tuple[
-    bytes,
-    list[tuple[int, int, bytes, list[tuple[bytes, list[tuple[int, int, int]]]]]],
-]
-
-
-def _layout(raw: bytes, msg: ExportTraceServiceRequest) -> _Layout | None:
-    """Where the resource, scope and span entries of `raw` lie; None unless they are
-    exactly those of `msg` (parsed from `raw`): a span's bytes must be the span's."""
+def _assemble(
+    raw: bytes, done: list[list[tuple[list[bytes], list[Joined]]] | None]
+) -> bytes | None:
+    """The enriched request from the bytes it was parsed from: each joined span's entry
+    re-framed around its bytes and its additions, its scope's episode spans after its
+    spans, every other field as it came; resources not joined verbatim. None when the
+    bytes do not take apart as the parse did (a span's bytes must be the span's): the
+    caller merges into the parsed message instead."""
     try:
         rss, other = split_entries(raw, 0, len(raw), 0x0A)
-        if len(rss) != len(msg.resource_spans):
+        if len(rss) != len(done):
             return None
-        out = []
-        for (rs_at, a, b), rs in zip(rss, msg.resource_spans, strict=True):
-            scopes, rs_other = split_entries(raw, a, b, 0x12)
-            if len(scopes) != len(rs.scope_spans):
+        out = [other]
+        for (rs_at, a, b), scopes in zip(rss, done, strict=True):
+            if scopes is None:
+                out.append(raw[rs_at:b])
+                continue
+            entries, rs_other = split_entries(raw, a, b, 0x12)
+            if len(entries) != len(scopes):
                 return None
-            scope_parts = []
-            for (_, sa, sb), ss in zip(scopes, rs.scope_spans, strict=True):
-                entries, ss_other = split_entries(raw, sa, sb, 0x12)
-                if len(entries) != len(ss.spans):
+            rs_body = [rs_other]
+            for (_, sa, sb), (children, prepared) in zip(entries, scopes, strict=True):
+                body = _reframe(raw, sa, sb, prepared)
+                if body is None:
                     return None
-                scope_parts.append((ss_other, entries))
-            out.append((rs_at, b, rs_other, scope_parts))
+                body += children
+                blob = b"".join(body)
+                rs_body.append(b"\x12" + varint(len(blob)) + blob)
+            blob = b"".join(rs_body)
+            out.append(b"\x0a" + varint(len(blob)) + blob)
     except (ValueError, IndexError):
         return None
-    return other, out
-
-
-def _assemble(
-    raw: bytes,
-    layout: _Layout,
-    done: list[list[tuple[list[bytes], list[Joined]]] | None],
-) -> bytes:
-    """The enriched request: each joined span's entry re-framed around its bytes and its
-    additions, its scope's episode spans after its spans; unjoined resources verbatim."""
-    other, rss = layout
-    out = [other]
-    for (rs_at, rs_end, rs_other, scope_parts), scopes in zip(rss, done, strict=True):
-        if scopes is None:
-            out.append(raw[rs_at:rs_end])
-            continue
-        rs_body = [rs_other]
-        for (ss_other, entries), (children, prepared) in zip(scope_parts, scopes, strict=True):
-            body = [ss_other]
-            append = body.append
-            for (at, a, b), j in zip(entries, prepared, strict=True):
-                extra = j.extra
-                if extra:
-                    n = b - a + len(extra)
-                    append(b"\x12" + varint(n))
-                    append(raw[a:b])
-                    append(extra)
-                else:
-                    append(raw[at:b])
-            body += children
-            blob = b"".join(body)
-            rs_body.append(b"\x12" + varint(len(blob)) + blob)
-        blob = b"".join(rs_body)
-        out.append(b"\x0a" + varint(len(blob)) + blob)
     return b"".join(out)
+
+
+def _reframe(raw: bytes, start: int, end: int, prepared: list[Joined]) -> list[bytes] | None:
+    """A ScopeSpans' fields in raw[start:end], its spans (field 2, the i-th one is
+    prepared[i]'s) each with its additions appended under a new length; None when the
+    spans found are not as many as the parse's."""
+    body: list[bytes] = []
+    append = body.append
+    k, n_spans = 0, len(prepared)
+    pos = start
+    while pos < end:
+        if raw[pos] == 0x12:  # a span
+            p = pos + 1
+            n = raw[p]
+            if n < 128:
+                p += 1
+            else:
+                n, p = read_varint(raw, p)
+            e = p + n
+            if e > end or k == n_spans:
+                return None
+            extra = prepared[k].extra
+            k += 1
+            if extra:
+                n += len(extra)
+                if 128 <= n < 16384:  # the usual span: a two-byte length, no call
+                    append(bytes((0x12, n & 0x7F | 0x80, n >> 7)))
+                else:
+                    append(b"\x12" + varint(n))
+                append(raw[p:e])
+                append(extra)
+            else:
+                append(raw[pos:e])
+            pos = e
+            continue
+        first = pos
+        key, pos = read_varint(raw, pos)
+        wire = key & 7
+        if wire == 2:
+            n, pos = read_varint(raw, pos)
+            pos += n
+        elif wire == 0:
+            pos = read_varint(raw, pos)[1]
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            return None
+        if pos > end:
+            return None
+        append(raw[first:pos])
+    return body if k == n_spans else None
