@@ -112,6 +112,7 @@ class EbpfReceiver(Component):
         self._pending_events = 0
         self._pending_lock = threading.Lock()
         self._rings: dict[str, RingReader] = {}  # the enabled rings, by map name
+        self._backlog = False  # the last drain left records in a ring (it hit the cap)
         self._sys_views: tuple[int, tuple[tuple[str, int, int], ...]] | None = None
         self.goprobes: GoRuntimeProbes | None = None
         # grpc events since the last metrics emission (delta histograms and counts)
@@ -292,7 +293,12 @@ class EbpfReceiver(Component):
         so a storm cannot hold the poll thread or grow memory; the rest waits in the ring
         for the next drain."""
         ring = self._rings.get(name)
-        return ring.drain(MAX_RECORDS_PER_DRAIN) if ring is not None else []
+        if ring is None:
+            return []
+        recs = ring.drain(MAX_RECORDS_PER_DRAIN)
+        if len(recs) == MAX_RECORDS_PER_DRAIN:
+            self._backlog = True
+        return recs
 
     async def shutdown(self) -> None:
         self._stop.set()
@@ -322,7 +328,12 @@ class EbpfReceiver(Component):
             try:
                 if self._go_attach:
                     self._attach_go_targets()
-                self.program.wait(poll_ms)
+                # a ring left with records (a drain is capped) is drained again at once:
+                # wakeups come only once a quarter of a ring came in, too seldom to keep
+                # up with a storm on their own
+                if not self._backlog:
+                    self.program.wait(poll_ms)
+                self._backlog = False
                 self._drain()
                 now = time.monotonic()
                 if now >= next_lost:
@@ -373,6 +384,8 @@ class EbpfReceiver(Component):
         ring = self._rings.get("syscall_events")
         if ring is not None:
             region, n = ring.drain_region(MAX_RECORDS_PER_DRAIN)
+            if n == MAX_RECORDS_PER_DRAIN:
+                self._backlog = True
             if n:
                 self._fds.new_batch()
                 events += self._syscall_events(region, n, ring.stride, off)
