@@ -78,11 +78,21 @@ def sockaddr_text(raw: bytes) -> str:
     return ""
 
 
+_IPS: dict[tuple[int, bytes], str] = {}  # a host talks to few addresses, on many ports
+
+
 def _ip(family: int, raw: bytes) -> str:
-    host = socket.inet_ntop(family, raw)
-    if family == socket.AF_INET:
-        return host
-    return host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
+    text = _IPS.get((family, raw))
+    if text is None:
+        host = socket.inet_ntop(family, raw)
+        if family == socket.AF_INET:
+            text = host
+        else:
+            text = host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
+        if len(_IPS) >= 4096:
+            _IPS.clear()
+        _IPS[(family, raw)] = text
+    return text
 
 
 KERNEL_IDENTITY = 0x10000  # bit set by bpf/goblock.h fd_identity: mode/ino/name are valid
