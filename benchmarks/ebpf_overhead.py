@@ -1,16 +1,23 @@
 """Overhead of the eBPF receiver on a Go service, and the Python side's decode ceiling.
 
-Part 1 — side by side in one run: the gbfx HTTP server (tests/ebpf/fixtures/gbfx) under a
-fixed load on loopback (gbfx load: fixed concurrency, closed loop; with --rate, paced to a
-fixed request rate), rounds with the receiver off and on (syscalls + scheduler + TCP,
-targeting the server's pid) in ABBA order (off,on then on,off) so that drift cancels.
-Prints throughput, p50/p99 latency, CPU per request (server + load driver + agent, user+sys)
-and the agent's own CPU (this process over the round, in % of one core) per round, then
-the on/off ratio of each adjacent pair (median and spread), and the BPF programs' own run
-time per program
-(kernel.bpf_stats_enabled: run_time_ns / run_cnt from the program fds' fdinfo).  BPF time
-is charged to whichever task hit the tracepoint (server, load driver, anything else on
-the host), not to the agent's process.
+Part 1 — side by side in one run: a Go service under a fixed load on loopback, rounds with
+the receiver off and on (syscalls + scheduler + TCP, targeting the service's pid, so that a
+load driver built from the same binary is not observed) in ABBA order (off,on then on,off)
+so that drift cancels.  The service: the gbfx HTTP server (tests/ebpf/fixtures/gbfx, /work:
+a little CPU + JSON; ~1 event per request) with gbfx's load driver, or with --app demo the
+issue's own example: the demo service (examples/demo-service, built and started through
+scripts/build_demo.sh and scripts/services.sh) under its own `load` subcommand, --scenario
+(default /net?ms=0: a new backend connection per request, ~14 events per request).  Closed
+loop at --concurrency, or paced with --rate.  The receiver runs in a process of its own
+(`--agent`), started per round once the target's binary has been read, so its CPU is its
+own; with --old-tree each round runs off, old and new (reversed every other round).
+Prints throughput, p50/p99 latency, CPU per request (server + load driver + agent,
+user+sys) and the agent's own CPU (% of one core) per round, then each variant's ratio to
+the off run of its round (median and spread), and the BPF programs' own run time per
+program (kernel.bpf_stats_enabled: run_time_ns / run_cnt from the program fds' fdinfo;
+--bpf-stats off leaves them out and the clock reads they cost).  BPF time is charged to
+whichever task hit the tracepoint (server, load driver, anything else on the host), not to
+the agent's process.
 
 Part 2 — events/s the Python side decodes before loss: a target doing a syscall storm with
 syscall_threshold 0 (every syscall becomes an event) into a 64 MiB ring; the pipeline's
@@ -19,13 +26,14 @@ consumer only counts.  Prints decoded events/s and lost events/s while saturated
 The garbage collector is set up as `otel-goblock` sets it up (otel_goblock/cli.py: freeze
 what start-up built, young threshold 50k) unless --default-gc: CPython's defaults (700)
 make the collector walk each batch of events several times while it is built, a cost the
-agent does not have.  With
---old-tree (a git worktree of older code), part 2 runs old and new alternately (ABAB, each
-in its own process against the same storm binary) and prints them side by side.
+agent does not have.  With --old-tree (a git worktree of older code), part 2 also runs old
+and new alternately (ABAB, each in its own process against the same storm binary) and
+prints them side by side.
 
-Run as root:  .venv/bin/python benchmarks/ebpf_overhead.py [--rounds 4] [--seconds 5]
-              [--rate 5000] [--only syscalls|sched|tcp] [--no-ceiling | --ceiling-only]
-              [--old-tree /tmp/wt-old] [--ceiling-rounds 2]
+Run as root:  .venv/bin/python benchmarks/ebpf_overhead.py [--app gbfx|demo] [--rounds 4]
+              [--seconds 5] [--concurrency 8] [--rate 5000] [--only syscalls|sched|tcp]
+              [--no-ceiling | --ceiling-only] [--old-tree /tmp/wt-old] [--ceiling-rounds 2]
+              [--bpf-stats on|off]
 """
 
 from __future__ import annotations
