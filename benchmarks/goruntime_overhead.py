@@ -129,7 +129,8 @@ def main() -> int:
 
     def drain() -> None:
         while not stop.is_set():
-            b.ring_buffer_poll(100)
+            b.ring_buffer_poll(20)
+            b.ring_buffer_consume()  # records mostly do not wake a poller (goblock.h)
 
     threading.Thread(target=drain, daemon=True).start()
     load(loader, url, args.path, args.rate, 2)  # warm-up

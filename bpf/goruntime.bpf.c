@@ -91,7 +91,7 @@ static __always_inline void park_close(u32 pid, u64 goid, u64 now, u8 how)
             e->tid = st->tid;
             e->reason = st->reason;
             e->flags = how;
-            go_events.ringbuf_submit(e, 0);
+            go_events.ringbuf_submit(e, wakeup_flags());
         }
     }
     go_parks.delete(&k);
@@ -189,7 +189,7 @@ int go_newproc1_ret(struct pt_regs *ctx)
         e->aux = *parent;
         e->pid = pid;
         e->tid = tid;
-        go_events.ringbuf_submit(e, 0);
+        go_events.ringbuf_submit(e, wakeup_flags());
     }
     go_newproc_parent.delete(&tid);
     return 0;
@@ -221,7 +221,7 @@ int go_gc_start(struct pt_regs *ctx)
         e->start_ns = e->end_ns = bpf_ktime_get_ns();
         e->pid = pid;
         e->tid = id;
-        go_events.ringbuf_submit(e, 0);
+        go_events.ringbuf_submit(e, wakeup_flags());
     }
     return 0;
 }
@@ -254,7 +254,7 @@ int go_stw_end(struct pt_regs *ctx)
         e->pid = pid;
         e->tid = st->tid;
         e->reason = st->reason;
-        go_events.ringbuf_submit(e, 0);
+        go_events.ringbuf_submit(e, wakeup_flags());
     }
     go_stw.delete(&pid);
     return 0;
@@ -296,7 +296,7 @@ int go_assist_end(struct pt_regs *ctx)
             e->goid = k.goid;
             e->pid = pid;
             e->tid = id;
-            go_events.ringbuf_submit(e, 0);
+            go_events.ringbuf_submit(e, wakeup_flags());
         }
     }
     go_assists.delete(&k);
@@ -331,6 +331,6 @@ int go_span_end(struct pt_regs *ctx)
         go_events.ringbuf_discard(e, 0);
         return 0;
     }
-    go_events.ringbuf_submit(e, 0);
+    go_events.ringbuf_submit(e, wakeup_flags());
     return 0;
 }
