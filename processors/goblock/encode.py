@@ -167,6 +167,21 @@ def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def field_bounds(buf: bytes, pos: int, wire_type: int) -> tuple[int, int]:
+    """(payload start, field end) of a field whose key was read up to `pos`; ValueError
+    on a group (wire types 3 and 4: deprecated, never in OTLP)."""
+    if wire_type == 2:
+        n, pos = read_varint(buf, pos)
+        return pos, pos + n
+    if wire_type == 0:
+        return pos, read_varint(buf, pos)[1]
+    if wire_type == 1:
+        return pos, pos + 8
+    if wire_type == 5:
+        return pos, pos + 4
+    raise ValueError(f"unsupported wire type {wire_type}")
+
+
 def split_entries(
     buf: bytes, start: int, end: int, tag: int
 ) -> tuple[list[tuple[int, int, int]], bytes]:
@@ -193,18 +208,7 @@ def split_entries(
             continue
         first = pos
         key, pos = read_varint(buf, pos)
-        wire = key & 7
-        if wire == 2:
-            n, pos = read_varint(buf, pos)
-            pos += n
-        elif wire == 0:
-            pos = read_varint(buf, pos)[1]
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
+        pos = field_bounds(buf, pos, key & 7)[1]
         if pos > end:
             raise ValueError("truncated field")
         other.append(buf[first:pos])

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_goblock.processors.goblock.config import Config
-from otel_goblock.processors.goblock.encode import read_varint, split_entries, varint
+from otel_goblock.processors.goblock.encode import (
+    field_bounds,
+    read_varint,
+    split_entries,
+    varint,
+)
 from otel_goblock.processors.goblock.join import Joined, Joiner, Rivals
 from otel_goblock.processors.goblock.peerpid import PeerPidResolver
 from otel_goblock.processors.goblock.routing import (
@@ -436,17 +441,9 @@ def _reframe(raw: bytes, start: int, end: int, prepared: list[Joined]) -> list[b
             continue
         first = pos
         key, pos = read_varint(raw, pos)
-        wire = key & 7
-        if wire == 2:
-            n, pos = read_varint(raw, pos)
-            pos += n
-        elif wire == 0:
-            pos = read_varint(raw, pos)[1]
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
+        try:
+            pos = field_bounds(raw, pos, key & 7)[1]
+        except ValueError:
             return None
         if pos > end:
             return None

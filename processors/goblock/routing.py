@@ -11,34 +11,9 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from otel_goblock.processors.goblock.encode import field_bounds, read_varint
 
 PID_ATTR = "process.pid"
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _skip(buf: bytes, pos: int, wire_type: int) -> tuple[int, int]:
-    """(payload start, field end) of a field whose tag was read up to `pos`."""
-    if wire_type == 2:
-        n, pos = _varint(buf, pos)
-        return pos, pos + n
-    if wire_type == 0:
-        _, end = _varint(buf, pos)
-        return pos, end
-    if wire_type == 1:
-        return pos, pos + 8
-    if wire_type == 5:
-        return pos, pos + 4
-    raise ValueError(f"unsupported wire type {wire_type}")
 
 
 def resource_spans_ranges(raw: bytes) -> list[tuple[int, int, bytes]]:
@@ -48,16 +23,16 @@ def resource_spans_ranges(raw: bytes) -> list[tuple[int, int, bytes]]:
     pos, n = 0, len(raw)
     while pos < n:
         field_start = pos
-        tag, pos = _varint(raw, pos)
-        payload, end = _skip(raw, pos, tag & 7)
+        tag, pos = read_varint(raw, pos)
+        payload, end = field_bounds(raw, pos, tag & 7)
         if end > n:
             raise ValueError("truncated request")
         if tag == 0x0A:  # field 1, length-delimited: ResourceSpans
             resource = b""
             p = payload
             while p < end:
-                t, p = _varint(raw, p)
-                inner, e = _skip(raw, p, t & 7)
+                t, p = read_varint(raw, p)
+                inner, e = field_bounds(raw, p, t & 7)
                 if t == 0x0A:
                     resource = raw[inner:e]
                     break
