@@ -241,7 +241,8 @@ def _peer_attrs(peer: tuple[str, str]) -> bytes:
 
 
 def new_span_id() -> bytes:
-    return _rand.getrandbits(64).to_bytes(8, "big") or b"\x00" * 7 + b"\x01"
+    """A random non-zero span id (OTLP: all-zero is invalid)."""
+    return (_rand.getrandbits(64) or 1).to_bytes(8, "big")
 
 
 def fill_episode(span: Span, tl: ProcTimeline, seg: Seg) -> None:
