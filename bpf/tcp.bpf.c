@@ -47,7 +47,7 @@ struct sk_owner {
     u32 last_snd_wnd;
     u32 last_rcv_wnd;
     u32 tuple_set;  /* 1: tuple_owner holds this socket's 4-tuple (written once) */
-    u32 _pad;
+    u32 state;      /* its last TCP state seen (inet_sock_set_state), for the resets */
 };
 
 struct tuple_key {
@@ -244,6 +244,8 @@ TRACEPOINT_PROBE(tcp, tcp_receive_reset)
     struct tcp_event *e = tcp_reserve(TCP_EV_RESET_RECEIVED, sk, o);
     if (!e)
         return 0;
+    /* SYN_SENT: the connect was refused; ESTABLISHED etc.: a reset mid-stream */
+    e->oldstate = e->newstate = o->state;
     e->family = args->family;
     e->sport = args->sport;
     e->dport = args->dport;
@@ -269,6 +271,7 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     struct sk_owner *o = sk_owner.lookup(&sk);
     if (!o)
         return 0;
+    o->state = args->newstate;
     struct tcp_event *e = tcp_reserve(TCP_EV_STATE, sk, o);
     if (e) {
         e->family = args->family;

@@ -301,7 +301,7 @@ def tcp_event(rec: tuple, to_wall: int) -> Event:
         attrs["new_state"] = TCP_STATES.get(new, str(new))
     elif name == "error":
         attrs["error"] = new
-    elif name in ("retransmit", "reset_sent"):
+    elif name in ("retransmit", "reset_sent") or (name == "reset_received" and new):
         attrs["state"] = TCP_STATES.get(new, str(new))
     return Event("tcp", pid, tid, 0, ts + to_wall, ts + to_wall, attrs, "ebpf")
 

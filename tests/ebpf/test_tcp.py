@@ -46,6 +46,28 @@ def test_peer_that_stops_reading_gives_zero_window_on_the_right_tuple(receiver, 
         lst.close()
 
 
+def test_refused_connect_gives_reset_received_in_syn_sent(receiver, run_gbfx):
+    """A connect to a port nobody listens on: the peer's RST reaches a socket still in
+    SYN_SENT, and the event says so (the refusal is told apart from a reset mid-stream)."""
+    lst = _listener()
+    port = lst.getsockname()[1]
+    lst.close()  # the port is now closed: the kernel answers a SYN with RST
+    p = run_gbfx("tcprefused", str(port))
+    p.value("err")
+    assert any("connection refused" in ln for ln in p.lines), p.lines
+    sink = receiver.sink
+
+    def resets():
+        return [
+            e
+            for e in sink.of(p.pid, "tcp")
+            if e.attrs["type"] == "reset_received" and e.attrs["dport"] == port
+        ]
+
+    assert sink.wait_for(lambda: bool(resets())), sink.of(p.pid, "tcp")
+    assert resets()[0].attrs["state"] == "SYN_SENT"
+
+
 def test_peer_reset_gives_reset_received_event(receiver, run_gbfx):
     lst = _listener()
     port = lst.getsockname()[1]
@@ -68,6 +90,7 @@ def test_peer_reset_gives_reset_received_event(receiver, run_gbfx):
         e = resets()[0]
         assert (e.attrs["sport"], e.attrs["dport"]) == (sport, port)
         assert e.attrs["daddr"] == "127.0.0.1"
+        assert e.attrs["state"] == "ESTABLISHED"
         # the reset is also counted per peer in the metrics
         req = receiver.receiver.build_metrics().message()
         resets_m = [
