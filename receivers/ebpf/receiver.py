@@ -4,7 +4,8 @@ pipeline with goblock events (traces pipeline) and kernel-aggregated metrics.
 Threads: waiting on the ring buffers blocks, so a poll thread owns the loaded module — it
 drains (receivers/ebpf/ring.py: a whole drain decoded at once from the ring's mapping),
 names (syscall names, fd targets, addresses), converts monotonic to wall clock, and hands
-each batch to the asyncio loop with `run_coroutine_threadsafe`.  At most
+the events to the asyncio loop with `run_coroutine_threadsafe`, a batch per
+`DELIVER_EVERY_S` or `DELIVER_AT_EVENTS` (several drains coalesced).  At most
 `max_pending_batches` batches holding at most `max_pending_events` events wait in the loop;
 beyond that a batch is dropped and counted as lost, so a slow pipeline costs events, never
 unbounded memory.  Both bounds, because a drain's size follows the ring's: under a storm a
