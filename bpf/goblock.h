@@ -85,7 +85,9 @@ struct fd_sockaddr {
 #define CFG_PARK_THRESHOLD_NS 3
 #define CFG_ASSIST_THRESHOLD_NS 4
 #define CFG_NETPOLL_PEERS 5 /* 1: emit EAGAIN socket syscalls of Go targets */
-#define CFG_MAX 6
+#define CFG_TCP_STATES_ALL 6 /* 1: emit every TCP state change; 0: only the unusual ones */
+#define CFG_TCP_PROBE_MIN_AGE_NS 7 /* a socket's first probe sample: once owned this long */
+#define CFG_MAX 8
 
 /* loss counter indices (per-CPU array) */
 #define LOST_SYSCALL 0
@@ -114,6 +116,10 @@ struct fd_sockaddr {
 #define TCP_EV_PROBE 5
 #define TCP_EV_ZERO_WINDOW 6
 #define TCP_EV_ERROR 7
+
+/* TCP state-change counters (per-CPU array, index old * TCP_STATE_SLOTS + new; Linux
+ * TCP states are 1..12) */
+#define TCP_STATE_SLOTS 16
 
 /* proc event kinds */
 #define PROC_EXEC 1

@@ -24,7 +24,16 @@
  * Zero window: tcp_probe runs on each received segment before the ACK is processed, so its
  * snd_wnd is the window the peer advertised last; a transition to 0 (peer's receive buffer
  * full: we cannot send) or of rcv_wnd to 0 (ours full: the app does not read) is emitted.
- * Other tcp_probe samples are emitted at most once per socket per probe interval.
+ * Other tcp_probe samples are emitted at most once per socket per probe interval, and the
+ * first one only once the socket has been owned CFG_TCP_PROBE_MIN_AGE_NS: a short
+ * connection's loopback srtt says nothing, and its first sample was ~2 events per request
+ * of the demo's /net (one per end).
+ *
+ * State changes: every transition of an owned socket is counted per (old, new) in
+ * tcp_state_counts (read as the goblock.tcp.state_changes metric) and keeps the
+ * bookkeeping (sk_owner.state for the resets, tuple_owner); only the unusual ones leave
+ * as events (unless CFG_TCP_STATES_ALL): a connection's ordinary life is ~4 transitions
+ * per end, ~8 events per short loopback connection, ~60 % of the demo's events.
  */
 #include "goblock.h"
 
@@ -37,8 +46,19 @@ enum sk_rst_reason { GOBLOCK_SK_RST_REASON_UNUSED = 0 };
 #define AF_INET_ 2
 #define AF_INET6_ 10
 #define IPPROTO_TCP_ 6
-#define TCP_CLOSE_ 7
+#define TCP_ESTABLISHED_ 1
 #define TCP_SYN_SENT_ 2
+#define TCP_SYN_RECV_ 3
+#define TCP_FIN_WAIT1_ 4
+#define TCP_FIN_WAIT2_ 5
+#define TCP_TIME_WAIT_ 6
+#define TCP_CLOSE_ 7
+#define TCP_CLOSE_WAIT_ 8
+#define TCP_LAST_ACK_ 9
+#define TCP_LISTEN_ 10
+#define TCP_CLOSING_ 11
+#define TCP_NEW_SYN_RECV_ 12
+#define B_(st) (1u << (st))
 
 struct sk_owner {
     u32 pid;
@@ -62,6 +82,7 @@ struct tuple_key {
 BPF_TABLE("lru_hash", u64, struct sk_owner, sk_owner, 16384);
 BPF_TABLE("lru_hash", struct tuple_key, u32, tuple_owner, 16384);
 BPF_HASH(tcp_counts, struct tcp_count_key, u64, 4096);
+BPF_PERCPU_ARRAY(tcp_state_counts, u64, TCP_STATE_SLOTS * TCP_STATE_SLOTS);
 BPF_RINGBUF_OUTPUT(tcp_events, GOBLOCK_RING_PAGES);
 
 static __always_inline void learn_owner(u64 sk)
@@ -73,7 +94,13 @@ static __always_inline void learn_owner(u64 sk)
     struct sk_owner *o = sk_owner.lookup(&sk);
     if (o && o->pid == tgid)
         return;
+    /* last_probe_ns such that the first sample comes once the socket is min_age old:
+     * now - last_probe_ns = interval - min_age + age (u64 arithmetic wraps consistently) */
+    u64 interval = cfg(CFG_TCP_PROBE_INTERVAL_NS), min_age = cfg(CFG_TCP_PROBE_MIN_AGE_NS);
+    if (min_age > interval)
+        min_age = interval;
     struct sk_owner n = {.pid = tgid, .tid = (u32)pid_tgid, .last_snd_wnd = 1, .last_rcv_wnd = 1};
+    n.last_probe_ns = bpf_ktime_get_ns() - interval + min_age;
     sk_owner.update(&sk, &n);
 }
 
@@ -261,44 +288,87 @@ TRACEPOINT_PROBE(tcp, tcp_receive_reset)
     return 0;
 }
 
+/* The new states an ordinary connection's life reaches from `old` (a connect, an accept,
+ * either side closing, a listener); anything else says something: a connect that failed
+ * (SYN_SENT → CLOSE), an abort or a reset (ESTABLISHED, SYN_RECV, FIN_WAIT1, CLOSE_WAIT →
+ * CLOSE), ...  Those are the events the kernel still emits. */
+static __always_inline u32 ordinary_next(int old)
+{
+    switch (old) {
+    case TCP_CLOSE_:
+        return B_(TCP_SYN_SENT_) | B_(TCP_LISTEN_);
+    case TCP_LISTEN_:
+        return B_(TCP_SYN_RECV_) | B_(TCP_CLOSE_);
+    case TCP_SYN_SENT_:
+    case TCP_SYN_RECV_:
+    case TCP_NEW_SYN_RECV_:
+        return B_(TCP_ESTABLISHED_);
+    case TCP_ESTABLISHED_:
+        return B_(TCP_FIN_WAIT1_) | B_(TCP_CLOSE_WAIT_);
+    case TCP_FIN_WAIT1_:
+        return B_(TCP_FIN_WAIT2_) | B_(TCP_CLOSING_) | B_(TCP_TIME_WAIT_);
+    case TCP_FIN_WAIT2_:
+    case TCP_CLOSING_:
+        return B_(TCP_TIME_WAIT_) | B_(TCP_CLOSE_); /* CLOSE: tcp_done after the tw hand-off */
+    case TCP_CLOSE_WAIT_:
+        return B_(TCP_LAST_ACK_);
+    case TCP_LAST_ACK_:
+    case TCP_TIME_WAIT_:
+        return B_(TCP_CLOSE_);
+    }
+    return 0;
+}
+
 TRACEPOINT_PROBE(sock, inet_sock_set_state)
 {
     if (args->protocol != IPPROTO_TCP_)
         return 0;
     u64 sk = (u64)args->skaddr;
-    if (args->oldstate == TCP_CLOSE_ && args->newstate == TCP_SYN_SENT_)
+    int old_st = args->oldstate, new_st = args->newstate;
+    if (old_st == TCP_CLOSE_ && new_st == TCP_SYN_SENT_)
         learn_owner(sk);
     struct sk_owner *o = sk_owner.lookup(&sk);
     if (!o)
         return 0;
-    o->state = args->newstate;
-    struct tcp_event *e = tcp_reserve(TCP_EV_STATE, sk, o);
-    if (e) {
-        e->family = args->family;
-        e->sport = args->sport;
-        e->dport = args->dport;
-        e->oldstate = args->oldstate;
-        e->newstate = args->newstate;
-        if (args->family == AF_INET_) {
-            __builtin_memcpy(e->saddr, args->saddr, 4);
-            __builtin_memcpy(e->daddr, args->daddr, 4);
-        } else {
-            __builtin_memcpy(e->saddr, args->saddr_v6, 16);
-            __builtin_memcpy(e->daddr, args->daddr_v6, 16);
-        }
-        struct tuple_key tk = {};
-        __builtin_memcpy(tk.saddr, e->saddr, 16);
-        __builtin_memcpy(tk.daddr, e->daddr, 16);
-        tk.sport = e->sport;
-        tk.dport = e->dport;
-        tk.family = e->family;
-        if (args->newstate != TCP_CLOSE_)
-            own_tuple(o, &tk);
-        else if (o->tuple_set)
-            tuple_owner.delete(&tk);
-        tcp_events.ringbuf_submit(e, wakeup_flags());
+    o->state = new_st;
+    if (old_st > 0 && old_st < TCP_STATE_SLOTS && new_st > 0 && new_st < TCP_STATE_SLOTS) {
+        u32 idx = old_st * TCP_STATE_SLOTS + new_st;
+        u64 *n = tcp_state_counts.lookup(&idx);
+        if (n)
+            *n += 1;
     }
-    if (args->newstate == TCP_CLOSE_)
+    /* the 4-tuple's owner is kept on every transition, emitted or not */
+    struct tuple_key tk = {};
+    tk.family = args->family;
+    tk.sport = args->sport;
+    tk.dport = args->dport;
+    if (args->family == AF_INET_) {
+        __builtin_memcpy(tk.saddr, args->saddr, 4);
+        __builtin_memcpy(tk.daddr, args->daddr, 4);
+    } else {
+        __builtin_memcpy(tk.saddr, args->saddr_v6, 16);
+        __builtin_memcpy(tk.daddr, args->daddr_v6, 16);
+    }
+    if (new_st != TCP_CLOSE_)
+        own_tuple(o, &tk);
+    else if (o->tuple_set)
+        tuple_owner.delete(&tk);
+    u32 next = (old_st >= 0 && old_st < 32) ? ordinary_next(old_st) : 0;
+    int ordinary = new_st >= 0 && new_st < 32 && (next & (1u << new_st));
+    if (!ordinary || cfg(CFG_TCP_STATES_ALL)) {
+        struct tcp_event *e = tcp_reserve(TCP_EV_STATE, sk, o);
+        if (e) {
+            e->family = tk.family;
+            e->sport = tk.sport;
+            e->dport = tk.dport;
+            e->oldstate = old_st;
+            e->newstate = new_st;
+            __builtin_memcpy(e->saddr, tk.saddr, 16);
+            __builtin_memcpy(e->daddr, tk.daddr, 16);
+            tcp_events.ringbuf_submit(e, wakeup_flags());
+        }
+    }
+    if (new_st == TCP_CLOSE_)
         sk_owner.delete(&sk);
     return 0;
 }

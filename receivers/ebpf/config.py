@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from otel_goblock.config import ByteSize, Duration
 
+TCP_STATE_CHANGES = ("unusual", "all")
+
 
 @dataclass
 class Target:
@@ -82,6 +84,13 @@ class Config:
     syscall_threshold: Duration = field(default_factory=lambda: Duration(0.001))
     offcpu_threshold: Duration = field(default_factory=lambda: Duration(0.001))
     tcp_probe_interval: Duration = field(default_factory=lambda: Duration(1.0))
+    # a socket's first probe sample comes once it has been owned this long (at most
+    # tcp_probe_interval): short connections emit none, zero windows always
+    tcp_probe_min_age: Duration = field(default_factory=lambda: Duration(0.1))
+    # which TCP state changes leave the kernel as events: "unusual" (a failed connect, an
+    # abort: the ones that say something) or "all". Every one is counted in the
+    # goblock.tcp.state_changes metric either way.
+    tcp_state_changes: str = "unusual"
     # Go targets: emit every socket read/write that returns EAGAIN (the syscall right
     # before a netpoll park, the only record of which peer the park waits on). About one
     # event per network wait: most of the agent's CPU on cheap requests. Off: netpoll
@@ -116,6 +125,11 @@ class Config:
             problems.append(f"poll_interval: expected between 0 and 1s, got {self.poll_interval}")
         if self.metrics_interval < 0.1:
             problems.append(f"metrics_interval: expected ≥ 100ms, got {self.metrics_interval}")
+        if self.tcp_state_changes not in TCP_STATE_CHANGES:
+            problems.append(
+                f"tcp_state_changes: expected one of {', '.join(TCP_STATE_CHANGES)},"
+                f" got {self.tcp_state_changes!r}"
+            )
         if self.max_pending_batches < 1:
             problems.append(f"max_pending_batches: expected ≥ 1, got {self.max_pending_batches}")
         if self.max_pending_events < 1:

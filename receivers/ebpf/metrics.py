@@ -21,13 +21,20 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
-from otel_goblock.receivers.ebpf.decode import OFFCPU_STATES, SCHED_OFFCPU, SCHED_RUNQ, TCP_TYPES
+from otel_goblock.receivers.ebpf.decode import (
+    OFFCPU_STATES,
+    SCHED_OFFCPU,
+    SCHED_RUNQ,
+    TCP_STATES,
+    TCP_TYPES,
+)
 
 HIST_SLOTS = 32
 # mirrored from bpf/goblock.h (checked by tests/ebpf/test_decode_layout.py)
 SYSCALL_NR_MAX = 512
 SCHED_HIST_RUNQ, SCHED_HIST_OFFCPU_BLOCKED, SCHED_HIST_OFFCPU_PREEMPTED = 0, 1, 2
 SCHED_HIST_SERIES = 3
+TCP_STATE_SLOTS = 16
 # bucket i = (bound[i-1], bound[i]]: bound[k] = 2^(k+1) µs, in seconds
 BOUNDS_S = [2 ** (k + 1) / 1e6 for k in range(HIST_SLOTS - 1)]
 CUMULATIVE = m.AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -50,6 +57,12 @@ def syscall_aggregates(
     nr * HIST_SLOTS + slot, resp. nr)."""
     out = {(i // HIST_SLOTS, i % HIST_SLOTS): n for i, n in enumerate(hist) if n}
     return out, {nr: ns for nr, ns in enumerate(sums) if ns}
+
+
+def state_aggregates(counts: Sequence[int]) -> dict[tuple[int, int], int]:
+    """(old, new) → transitions from the flat tcp_state_counts array (index old *
+    TCP_STATE_SLOTS + new; only non-zero entries)."""
+    return {divmod(i, TCP_STATE_SLOTS): n for i, n in enumerate(counts) if n}
 
 
 _SCHED_SERIES = {
@@ -129,6 +142,7 @@ def build(
     sched_hist: dict[tuple[int, int, int], int],
     tcp_counts: dict[tuple[int, bytes, int, int], int],
     syscall_name,
+    tcp_states: dict[tuple[int, int], int] | None = None,
     start_ns: int,
     now_ns: int,
     resource_attrs: dict[str, str],
@@ -216,4 +230,23 @@ def build(
             attrs["direction"] = "sent" if tname == "reset_sent" else "received"
         dp.attributes.extend(_kv(k, v) for k, v in attrs.items())
     sm.metrics.extend(sums.values())
+    if tcp_states:
+        # every state change of a target's sockets (most never leave the kernel as events)
+        metric = sm.metrics.add(
+            name="goblock.tcp.state_changes",
+            unit="{transition}",
+            description="TCP state changes of sockets of target processes, by old and new state",
+        )
+        metric.sum.aggregation_temporality = CUMULATIVE
+        metric.sum.is_monotonic = True
+        for (old, new), n in sorted(tcp_states.items()):
+            dp = metric.sum.data_points.add(
+                start_time_unix_nano=start_ns, time_unix_nano=now_ns, as_int=n
+            )
+            dp.attributes.extend(
+                (
+                    _kv("old_state", TCP_STATES.get(old, str(old))),
+                    _kv("new_state", TCP_STATES.get(new, str(new))),
+                )
+            )
     return req

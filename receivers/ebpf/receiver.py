@@ -38,6 +38,8 @@ from otel_goblock.receivers.ebpf.program import (
     CFG_OFFCPU_THRESHOLD_NS,
     CFG_SYSCALL_THRESHOLD_NS,
     CFG_TCP_PROBE_INTERVAL_NS,
+    CFG_TCP_PROBE_MIN_AGE_NS,
+    CFG_TCP_STATES_ALL,
     Program,
     ProgramOptions,
     import_bcc,
@@ -206,6 +208,8 @@ class EbpfReceiver(Component):
             prog.set_config(CFG_OFFCPU_THRESHOLD_NS, int(c.offcpu_threshold * 1e9))
             prog.set_config(CFG_TCP_PROBE_INTERVAL_NS, int(c.tcp_probe_interval * 1e9))
             prog.set_config(CFG_NETPOLL_PEERS, int(c.netpoll_peers))
+            prog.set_config(CFG_TCP_PROBE_MIN_AGE_NS, int(c.tcp_probe_min_age * 1e9))
+            prog.set_config(CFG_TCP_STATES_ALL, int(c.tcp_state_changes == "all"))
             families = c.go_runtime.families()
             if families:
                 self.goprobes = GoRuntimeProbes(
@@ -583,6 +587,7 @@ class EbpfReceiver(Component):
             "syscall_sum": {},
             "sched_hist": {},
             "tcp_counts": {},
+            "tcp_states": {},
         }
         if c.syscalls:
             out["syscall_hist"], out["syscall_sum"] = metrics.syscall_aggregates(
@@ -595,6 +600,7 @@ class EbpfReceiver(Component):
                 (k.type, bytes(k.daddr), k.family, k.dport): v.value
                 for k, v in self.program.table("tcp_counts").items()
             }
+            out["tcp_states"] = metrics.state_aggregates(self._percpu_totals("tcp_state_counts"))
         return out
 
     def build_metrics(self) -> Metrics:

@@ -59,6 +59,9 @@ def test_python_constants_match_the_header():
     assert defines["CFG_OFFCPU_THRESHOLD_NS"] == program.CFG_OFFCPU_THRESHOLD_NS
     assert defines["CFG_TCP_PROBE_INTERVAL_NS"] == program.CFG_TCP_PROBE_INTERVAL_NS
     assert defines["CFG_NETPOLL_PEERS"] == program.CFG_NETPOLL_PEERS
+    assert defines["CFG_TCP_STATES_ALL"] == program.CFG_TCP_STATES_ALL
+    assert defines["CFG_TCP_PROBE_MIN_AGE_NS"] == program.CFG_TCP_PROBE_MIN_AGE_NS
+    assert defines["TCP_STATE_SLOTS"] == metrics.TCP_STATE_SLOTS
     for idx, name in program.LOST_NAMES.items():
         assert defines[f"LOST_{name.upper()}"] == idx
     assert defines["GOBLOCK_HIST_SLOTS"] == metrics.HIST_SLOTS == 32

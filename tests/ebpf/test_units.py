@@ -198,3 +198,37 @@ def test_per_cpu_histogram_arrays_are_summed_over_cpus_and_keyed():
     sched[metrics.SCHED_HIST_OFFCPU_PREEMPTED * slots + 31] = 6
     # (kind, sub, slot): runq (2, 0, slot), off-CPU (1, state, slot)
     assert metrics.sched_aggregates(sched) == {(2, 0, 3): 1, (1, 1, 10): 4, (1, 2, 31): 6}
+
+
+def test_tcp_state_counts_become_a_metric_by_old_and_new_state():
+    counts = [0] * (metrics.TCP_STATE_SLOTS * metrics.TCP_STATE_SLOTS)
+    counts[7 * metrics.TCP_STATE_SLOTS + 2] = 5  # CLOSE → SYN_SENT
+    counts[2 * metrics.TCP_STATE_SLOTS + 7] = 1  # SYN_SENT → CLOSE
+    states = metrics.state_aggregates(counts)
+    assert states == {(7, 2): 5, (2, 7): 1}
+    req = metrics.build(
+        syscall_hist={},
+        syscall_sum={},
+        sched_hist={},
+        tcp_counts={},
+        tcp_states=states,
+        syscall_name=lambda nr: "read",
+        start_ns=1,
+        now_ns=2,
+        resource_attrs={"service.name": "t"},
+    )
+    (m,) = req.resource_metrics[0].scope_metrics[0].metrics
+    assert m.name == "goblock.tcp.state_changes" and m.sum.is_monotonic
+    got = {
+        tuple(a.value.string_value for a in dp.attributes): dp.as_int for dp in m.sum.data_points
+    }
+    assert got == {("CLOSE", "SYN_SENT"): 5, ("SYN_SENT", "CLOSE"): 1}
+
+
+def test_config_tcp_state_changes_is_validated():
+    cfg = decode(Config, {"targets": [{"pid": 1}]})
+    assert cfg.tcp_state_changes == "unusual"
+    assert cfg.tcp_probe_min_age == pytest.approx(0.1)
+    assert decode(Config, {"targets": [{"pid": 1}], "tcp_state_changes": "all"}).validate() == []
+    with pytest.raises(ConfigError, match="tcp_state_changes: expected one of unusual, all"):
+        decode(Config, {"targets": [{"pid": 1}], "tcp_state_changes": "some"})
