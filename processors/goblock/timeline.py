@@ -85,6 +85,7 @@ _REC = struct.Struct("<qqq")
 _REC_SIZE = _REC.size
 _pack_rec = _REC.pack
 _unpack_rec = _REC.unpack_from
+_iter_rec = _REC.iter_unpack
 _CLAIM = struct.Struct("<QQ")  # span times: fixed64
 _ORDER = struct.Struct("<QQq")  # end, start, goroutine
 _MARK = struct.Struct("<qqq")  # a span marker: goid, tid, time
@@ -753,11 +754,15 @@ class Timelines:
                 t, k = self._batches.popleft()
                 n += k
                 cutoff = max(cutoff, t)
-            dropped += self.expire(cutoff + 1)
+            dropped += self.expire(cutoff + 1, claims=False)
         return dropped
 
-    def expire(self, cutoff: int) -> int:
+    def expire(self, cutoff: int, claims: bool = True) -> int:
         """Remove every event that ended before `cutoff` (ns); returns how many.
+
+        `claims=False` (a prune for max_events) keeps the windows spans claimed: the
+        unjoined pass still judges the waits they cover (it forgets them itself once it
+        has), and without them it would report every claimed wait as unjoined.
 
         Per-key lists are visited in the order they were created (then last visited):
         a pass costs what it removes plus the few long-lived keys still holding old
@@ -800,6 +805,17 @@ class Timelines:
             recs = recs_store.get(key)
             if recs is None:
                 continue
+            # a short-lived goroutine wholly in the past (a goroutine per request: most
+            # of a prune): the list goes as one, nothing inside it is edited
+            if (
+                recs.last < cutoff
+                and len(recs) <= 8
+                and recs.ordered
+                and max(map(_END, _iter_rec(recs.data)), default=-_I64) < cutoff
+            ):
+                removed += len(recs)
+                del recs_store[key]
+                continue
             removed += recs.expire(cutoff)
             if recs:
                 touch.append((max(recs.last, cutoff), pid, store, key))
@@ -823,7 +839,8 @@ class Timelines:
                 keep_i = [x for x in tl.instants if x[0] >= cutoff]
                 removed += len(tl.instants) - len(keep_i)
                 tl.instants = keep_i
-            tl.forget_claims(cutoff)
+            if claims:
+                tl.forget_claims(cutoff)
             done = tl.done
             if done:  # insertion order ≈ time order: stop at the first recent one
                 old = []

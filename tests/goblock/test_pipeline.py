@@ -428,3 +428,24 @@ async def test_enriched_bytes_are_the_request_the_message_path_builds() -> None:
     names = [e.name for e in got.resource_spans[0].scope_spans[0].spans[0].events]
     assert names == ["own", "tcp retransmit", "grpc goaway"]
     assert len(got.resource_spans[0].scope_spans[1].spans) > 1  # episode spans in scope 2
+
+
+async def test_waits_claimed_before_max_events_pruned_them_are_not_unjoined() -> None:
+    """max_events pressure drops old events (their timeline is gone), but a span that
+    already claimed a wait keeps its claim until the unjoined pass judged that wait: the
+    pass must not report a claimed wait as unjoined because the events went first."""
+    proc, _sink, tel = make({"max_events": 10, "unjoined_after": "1s"})
+    await proc.start(None)  # type: ignore[arg-type]
+    old = _aged([ev("park", 0, 50, goid=9, reason="sync.Mutex.Lock"), marker(1, 50, 9)], 5)
+    req = request([(1, 0, 50)])
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    span.start_time_unix_nano, span.end_time_unix_nano = old[0].start_ns, old[1].start_ns
+    await proc.consume_traces(events_only(old))
+    await proc.consume_traces(Traces(raw=req.SerializeToString(), span_count=1))
+    # newer short waits (not candidates) push the old ones out
+    newer = _aged([ev("park", i, i + 0.5, goid=20, reason="sleep") for i in range(30)], 3)
+    await proc.consume_traces(events_only(newer))
+    assert tel.total("goblock_events_dropped", reason="max_events") >= 2
+    await proc._housekeeping()
+    assert tel.total("goblock_episodes_unjoined", action="drop") == 0
+    await proc.shutdown()
