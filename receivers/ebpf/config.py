@@ -91,10 +91,10 @@ class Config:
     # abort: the ones that say something) or "all". Every one is counted in the
     # goblock.tcp.state_changes metric either way.
     tcp_state_changes: str = "unusual"
-    # Go targets: emit every socket read/write that returns EAGAIN (the syscall right
-    # before a netpoll park, the only record of which peer the park waits on). About one
-    # event per network wait: most of the agent's CPU on cheap requests. Off: netpoll
-    # waits keep their cause and duration but lose the peer address.
+    # Go targets: the socket read/write that returns EAGAIN (the syscall right before a
+    # netpoll park, the only record of which peer the park waits on), emitted at the
+    # goroutine's next syscall when the wait lasted at least syscall_threshold. Off:
+    # netpoll waits keep their cause and duration but lose the peer address.
     netpoll_peers: bool = True
     # When false, a machine that cannot run BPF logs the reason once and the pipeline runs
     # without this receiver; when true the collector fails at start with the doctor's text.

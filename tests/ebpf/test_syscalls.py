@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import statistics
 import time
 
@@ -123,34 +124,58 @@ def test_per_cpu_histograms_read_in_one_batch_match_a_per_entry_read(receiver, r
 EAGAIN = -11
 
 
-def _serve_and_load(run_gbfx, seconds: int = 1):  # type: ignore[no-untyped-def]
-    """A Go HTTP server (a target) under a short keep-alive load: its connection reads
-    return EAGAIN before each netpoll park. The load driver is gbfx too, so only the
-    server's events are looked at."""
-    server = run_gbfx("serve", "0")
-    addr = server.value("listening")
-    load = run_gbfx("load", f"http://{addr}/work", "4", str(seconds))
-    assert load.wait() == 0
-    return server
+def _wait_on_a_socket(run_gbfx, wait_ms: int):  # type: ignore[no-untyped-def]
+    """A Go target whose socket read returns EAGAIN and then waits `wait_ms` in netpoll
+    (the peer here says nothing until it closes); (the process, the listener's port)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))  # a free port
+    lst.listen(1)
+    port = lst.getsockname()[1]
+    p = run_gbfx("tcpreset", str(port))  # dials, writes "hi", reads until EOF
+    try:
+        conn, _ = lst.accept()
+        assert conn.recv(2) == b"hi"
+        time.sleep(wait_ms / 1000)
+        conn.close()
+        p.value("err")  # EOF: its next syscall, which ends the wait
+    finally:
+        lst.close()
+    return p, port
 
 
-def test_netpoll_peers_switch_emits_or_drops_the_eagain_reads(receiver, run_gbfx):
-    """`netpoll_peers` (CFG_NETPOLL_PEERS): on, every EAGAIN socket read of a Go target is
-    an event whatever its duration; off, none is (the agent's biggest per-request cost)."""
+def test_netpoll_peers_emit_the_eagain_read_of_a_wait_that_lasted(receiver, run_gbfx):
+    """`netpoll_peers` (CFG_NETPOLL_PEERS): the EAGAIN read before a netpoll wait is kept in
+    the kernel and emitted at the goroutine's next syscall when the wait lasted at least
+    syscall_threshold; a shorter wait's is dropped; off, none is kept."""
     sink = receiver.sink
+    rcv = receiver.receiver
 
-    def eagain(pid: int) -> list:  # type: ignore[type-arg]
-        return [e for e in sink.of(pid, "syscall") if e.attrs["ret"] == EAGAIN]
+    def eagain(pid: int, port: int) -> list:  # type: ignore[type-arg]
+        return [
+            e
+            for e in sink.of(pid, "syscall")
+            if e.attrs["ret"] == EAGAIN and e.attrs["fd_target"].endswith(f":{port}")
+        ]
 
-    on = _serve_and_load(run_gbfx)
-    assert sink.wait_for(lambda: len(eagain(on.pid)) >= 10), len(eagain(on.pid))
-    assert all(e.goid and e.attrs["fd_target"].startswith("tcp") for e in eagain(on.pid)[:10])
+    p, port = _wait_on_a_socket(run_gbfx, 100)  # 100 ms >= the 1 ms threshold
+    assert sink.wait_for(lambda: bool(eagain(p.pid, port))), sink.of(p.pid, "syscall")
+    e = eagain(p.pid, port)[0]
+    assert e.goid and e.attrs["fd_target"].startswith("tcp 127.0.0.1:")
+    assert e.end_ns - e.start_ns < 100_000_000  # the syscall itself, not the wait
 
-    program = receiver.receiver.program
+    rcv.set_thresholds(syscall_s=5.0)  # the same wait is now too short to name its peer
+    try:
+        p, port = _wait_on_a_socket(run_gbfx, 100)
+        time.sleep(0.5)  # what the kernel has is drained within a poll interval
+        assert eagain(p.pid, port) == []
+    finally:
+        rcv.set_thresholds(syscall_s=0.001)
+
+    program = rcv.program
     program.set_config(program_module.CFG_NETPOLL_PEERS, 0)
     try:
-        off = _serve_and_load(run_gbfx)
-        time.sleep(0.5)  # what the kernel has is drained within a poll interval
-        assert eagain(off.pid) == []
+        p, port = _wait_on_a_socket(run_gbfx, 100)
+        time.sleep(0.5)
+        assert eagain(p.pid, port) == []
     finally:
         program.set_config(program_module.CFG_NETPOLL_PEERS, 1)
