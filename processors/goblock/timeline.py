@@ -266,7 +266,11 @@ class Recs(list):
         i = self._bisect(cutoff, cutoff)[0]
         if i == 0:
             return 0
-        keep = [j for j in range(i) if _unpack_rec(data, j * _REC_SIZE)[1] >= cutoff]
+        me = self.maxends
+        if me is not None and me[i - 1] < cutoff:
+            keep = []  # none of them still runs at cutoff: no record to unpack
+        else:
+            keep = [j for j in range(i) if _unpack_rec(data, j * _REC_SIZE)[1] >= cutoff]
         if not keep:
             del data[: i * _REC_SIZE]
             del self[:i]
