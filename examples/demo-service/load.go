@@ -55,6 +55,13 @@ type latency struct {
 	Max float64 `json:"max"`
 }
 
+// loadWindow is one -window slice of a run: did latency drift over a long run?
+type loadWindow struct {
+	StartS    float64 `json:"start_s"`
+	Requests  int     `json:"requests"`
+	LatencyMs latency `json:"latency_ms"`
+}
+
 func summarise(ms []float64) latency {
 	if len(ms) == 0 {
 		return latency{}
@@ -76,6 +83,7 @@ type loadReport struct {
 	Throughput  float64            `json:"throughput_rps"`
 	LatencyMs   latency            `json:"latency_ms"`
 	PerScenario map[string]latency `json:"per_scenario_latency_ms"`
+	Windows     []loadWindow       `json:"windows,omitempty"`
 }
 
 // runLoad is the `load` subcommand: hits a scenario mix at -rate requests/s (0: as fast as
@@ -89,6 +97,7 @@ func runLoad(args []string) error {
 	rate := fs.Float64("rate", 0, "requests per second (0 = closed loop)")
 	conc := fs.Int("concurrency", 4, "concurrent workers")
 	dur := fs.Duration("duration", 5*time.Second, "how long to send")
+	window := fs.Duration("window", 0, "also summarise each window of this length (by request start): a long run's p99 over time")
 	_ = fs.Parse(args)
 	targets, err := parseMix(*mix)
 	if err != nil {
@@ -106,6 +115,7 @@ func runLoad(args []string) error {
 	}
 	type sample struct {
 		path string
+		at   time.Duration // request start, since the run's start
 		ms   float64
 		ok   bool
 	}
@@ -139,7 +149,7 @@ func runLoad(args []string) error {
 					resp.Body.Close()
 					ok = resp.StatusCode < 400
 				}
-				s := sample{path: path, ms: msSince(t0), ok: ok}
+				s := sample{path: path, at: t0.Sub(start), ms: msSince(t0), ok: ok}
 				mu.Lock()
 				samples = append(samples, s)
 				mu.Unlock()
@@ -182,6 +192,20 @@ func runLoad(args []string) error {
 		per[s.path] = append(per[s.path], s.ms)
 	}
 	rep.Throughput = float64(rep.Requests) / elapsed
+	if *window > 0 {
+		// a window per started interval; a trailing partial window (< half) joins the last
+		n := max(1, int((*dur+*window/2) / *window))
+		byWin := make([][]float64, n)
+		for _, s := range samples {
+			i := min(n-1, int(s.at / *window))
+			byWin[i] = append(byWin[i], s.ms)
+		}
+		for i, v := range byWin {
+			rep.Windows = append(rep.Windows, loadWindow{
+				StartS: (time.Duration(i) * *window).Seconds(), Requests: len(v), LatencyMs: summarise(v),
+			})
+		}
+	}
 	rep.LatencyMs = summarise(all)
 	for p, v := range per {
 		rep.PerScenario[p] = summarise(v)
