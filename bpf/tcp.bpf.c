@@ -288,6 +288,22 @@ TRACEPOINT_PROBE(tcp, tcp_receive_reset)
     return 0;
 }
 
+/* The 4-tuple of a sock tracepoint's args: inet_sock_set_state and inet_sk_error_report
+ * have the same fields in different structs, hence a macro, not a function. */
+#define TUPLE_FROM_ARGS(tk, a)                                  \
+    do {                                                        \
+        (tk).family = (a)->family;                              \
+        (tk).sport = (a)->sport;                                \
+        (tk).dport = (a)->dport;                                \
+        if ((a)->family == AF_INET_) {                          \
+            __builtin_memcpy((tk).saddr, (a)->saddr, 4);        \
+            __builtin_memcpy((tk).daddr, (a)->daddr, 4);        \
+        } else {                                                \
+            __builtin_memcpy((tk).saddr, (a)->saddr_v6, 16);    \
+            __builtin_memcpy((tk).daddr, (a)->daddr_v6, 16);    \
+        }                                                       \
+    } while (0)
+
 /* The new states an ordinary connection's life reaches from `old` (a connect, an accept,
  * either side closing, a listener); anything else says something: a connect that failed
  * (SYN_SENT → CLOSE), an abort or a reset (ESTABLISHED, SYN_RECV, FIN_WAIT1, CLOSE_WAIT →
@@ -339,16 +355,7 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     }
     /* the 4-tuple's owner is kept on every transition, emitted or not */
     struct tuple_key tk = {};
-    tk.family = args->family;
-    tk.sport = args->sport;
-    tk.dport = args->dport;
-    if (args->family == AF_INET_) {
-        __builtin_memcpy(tk.saddr, args->saddr, 4);
-        __builtin_memcpy(tk.daddr, args->daddr, 4);
-    } else {
-        __builtin_memcpy(tk.saddr, args->saddr_v6, 16);
-        __builtin_memcpy(tk.daddr, args->daddr_v6, 16);
-    }
+    TUPLE_FROM_ARGS(tk, args);
     if (new_st != TCP_CLOSE_)
         own_tuple(o, &tk);
     else if (o->tuple_set)
@@ -378,16 +385,7 @@ TRACEPOINT_PROBE(sock, inet_sk_error_report)
     if (args->protocol != IPPROTO_TCP_)
         return 0;
     struct tuple_key tk = {};
-    tk.family = args->family;
-    tk.sport = args->sport;
-    tk.dport = args->dport;
-    if (args->family == AF_INET_) {
-        __builtin_memcpy(tk.saddr, args->saddr, 4);
-        __builtin_memcpy(tk.daddr, args->daddr, 4);
-    } else {
-        __builtin_memcpy(tk.saddr, args->saddr_v6, 16);
-        __builtin_memcpy(tk.daddr, args->daddr_v6, 16);
-    }
+    TUPLE_FROM_ARGS(tk, args);
     u32 *pid = tuple_owner.lookup(&tk);
     if (!pid) /* current is no evidence here: this usually runs in softirq */
         return 0;
