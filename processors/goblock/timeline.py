@@ -245,16 +245,20 @@ class Recs(list):
         self.sort()
         return self._bisect(t, t)[1] - 1
 
-    def expire(self, cutoff: int) -> int:
-        """Remove the records that ended before `cutoff`; returns how many."""
-        data = self.data
-        # a short-lived goroutine, all in the past (the common case): no search
-        if (
+    def all_before(self, cutoff: int) -> bool:
+        """A short list wholly ended before `cutoff` (a short-lived goroutine: most of a
+        prune), told without a search; False for a long list, whatever its records."""
+        return (
             self.ordered
             and self.last < cutoff
             and len(self) <= 8
-            and max(map(_END, _REC.iter_unpack(data)), default=-_I64) < cutoff
-        ):
+            and max(map(_END, _iter_rec(self.data)), default=-_I64) < cutoff
+        )
+
+    def expire(self, cutoff: int) -> int:
+        """Remove the records that ended before `cutoff`; returns how many."""
+        data = self.data
+        if self.all_before(cutoff):
             n = len(self)
             del data[:]
             del self[:]
@@ -811,12 +815,7 @@ class Timelines:
                 continue
             # a short-lived goroutine wholly in the past (a goroutine per request: most
             # of a prune): the list goes as one, nothing inside it is edited
-            if (
-                recs.last < cutoff
-                and len(recs) <= 8
-                and recs.ordered
-                and max(map(_END, _iter_rec(recs.data)), default=-_I64) < cutoff
-            ):
+            if recs.all_before(cutoff):
                 removed += len(recs)
                 del recs_store[key]
                 continue
