@@ -101,8 +101,11 @@ class Config:
     required: bool = True
     ring_buffer_size: ByteSize = field(default_factory=lambda: ByteSize(1 << 20))
     # records are mostly submitted without waking the poll thread (a wakeup once a quarter
-    # of a ring came in over all CPUs), so this is the latency of most events
-    poll_interval: Duration = field(default_factory=lambda: Duration(0.02))
+    # of a ring came in over all CPUs), so this is the latency of most events.  100 ms, not
+    # 20: each drain has a fixed cost (every ring looked at, the decoder's code and data
+    # cold again after the app ran), ~40 % of the agent's CPU at 50 drains/s on the demo at
+    # 2.5k req/s; the join holds spans join_delay (2 s) for their events anyway
+    poll_interval: Duration = field(default_factory=lambda: Duration(0.1))
     metrics_interval: Duration = field(default_factory=lambda: Duration(10.0))
     # batches handed to the pipeline but not yet consumed; beyond this, batches are dropped
     # and counted as lost (memory stays bounded when the pipeline is slower than the kernel)

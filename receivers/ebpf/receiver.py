@@ -4,8 +4,9 @@ pipeline with goblock events (traces pipeline) and kernel-aggregated metrics.
 Threads: waiting on the ring buffers blocks, so a poll thread owns the loaded module — it
 drains (receivers/ebpf/ring.py: a whole drain decoded at once from the ring's mapping),
 names (syscall names, fd targets, addresses), converts monotonic to wall clock, and hands
-the events to the asyncio loop with `run_coroutine_threadsafe`, a batch per
-`DELIVER_EVERY_S` or `DELIVER_AT_EVENTS` (several drains coalesced).  At most
+the events to the asyncio loop with `run_coroutine_threadsafe`, at most one batch per
+`DELIVER_EVERY_S` unless `DELIVER_AT_EVENTS` came (drains that follow each other closely,
+as under a storm, are coalesced).  At most
 `max_pending_batches` batches holding at most `max_pending_events` events wait in the loop;
 beyond that a batch is dropped and counted as lost, so a slow pipeline costs events, never
 unbounded memory.  Both bounds, because a drain's size follows the ring's: under a storm a
@@ -67,8 +68,12 @@ MAX_RECORDS_PER_DRAIN = 16384
 # Drains are coalesced before they go to the pipeline: each hand-over to the loop
 # (run_coroutine_threadsafe, a task, its callbacks) cost ~270 us of the loop thread on this
 # VM, and at one per 20 ms poll that was ~1.4 % of a core at 5k req/s whatever the events.
-# The join waits `join_delay` (2 s) for late events anyway.
+# The join waits `join_delay` (2 s) for late events anyway.  A hand-over is due once this
+# long passed since the last one (less a tenth, so that a drain on the default 100 ms poll
+# timer, which comes a hair early or late, hands its events over at once rather than
+# holding them for one more interval).
 DELIVER_EVERY_S = 0.1
+_DELIVER_DUE_S = 0.9 * DELIVER_EVERY_S
 DELIVER_AT_EVENTS = 16384
 # each ring's record: struct format and size (the layout test checks them against the C)
 _RING_RECORDS: dict[str, tuple[str, int]] = {
@@ -123,7 +128,7 @@ class EbpfReceiver(Component):
         self._rings: dict[str, RingReader] = {}  # the enabled rings, by map name
         self._backlog = False  # the last drain left records in a ring (it hit the cap)
         self._outbox: list[Event] = []  # decoded, not yet handed to the pipeline
-        self._outbox_since = 0.0
+        self._last_delivery = 0.0
         self._sys_views: tuple[int, tuple[tuple[str, int, int], ...]] | None = None
         self.goprobes: GoRuntimeProbes | None = None
         # grpc events since the last metrics emission (delta histograms and counts)
@@ -388,22 +393,22 @@ class EbpfReceiver(Component):
             events = self._decode_rings()
         if events:
             self.decoded += len(events)
-            if not self._outbox:
-                self._outbox_since = time.monotonic()
             self._outbox += events
         self._flush()
         if proc:
             self._handle_proc([r for r in proc if r[3] == decode.PROC_EXIT])
 
     def _flush(self, force: bool = False) -> None:
-        """Hand the coalesced drains to the pipeline when enough came or waited long enough."""
+        """Hand the drained events to the pipeline unless a hand-over went out less than
+        DELIVER_EVERY_S ago (then they wait for a later drain, coalesced with its events)
+        or enough came to go at once."""
         out = self._outbox
-        if out and (
-            force
-            or len(out) >= DELIVER_AT_EVENTS
-            or time.monotonic() - self._outbox_since >= DELIVER_EVERY_S
-        ):
+        if not out:
+            return
+        now = time.monotonic()
+        if force or len(out) >= DELIVER_AT_EVENTS or now - self._last_delivery >= _DELIVER_DUE_S:
             self._outbox = []
+            self._last_delivery = now
             self._deliver(out)
 
     def _decode_rings(self) -> list[Event]:
