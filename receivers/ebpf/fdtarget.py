@@ -68,31 +68,35 @@ def sockaddr_text(raw: bytes) -> str:
     if len(raw) < _SOCKADDR.size:
         return ""
     _tag, proto, family, sport, dport, saddr, daddr = _SOCKADDR.unpack_from(raw)
+    pair = _PAIRS.get((proto, family, saddr, daddr))
+    if pair is None:
+        pair = _pair_format(proto, family, saddr, daddr)
+    return pair % (sport, dport) if pair else ""
+
+
+# A host talks to few addresses, on many ports: one "%d" format per (protocol, address
+# pair), so naming a new connection's socket is one lookup and one format (most sockets
+# are seen once or twice: a connection per request)
+_PAIRS: dict[tuple[int, int, bytes, bytes], str] = {}
+
+
+def _pair_format(proto: int, family: int, saddr: bytes, daddr: bytes) -> str:
     kind = _PROTOCOLS.get(proto)
-    if kind is None:
+    if kind is None or family not in (socket.AF_INET, socket.AF_INET6):
         return ""
-    if family == socket.AF_INET:
-        return f"{kind} {_ip(family, saddr[:4])}:{sport}->{_ip(family, daddr[:4])}:{dport}"
-    if family == socket.AF_INET6:
-        return f"{kind} {_ip(family, saddr)}:{sport}->{_ip(family, daddr)}:{dport}"
-    return ""
-
-
-_IPS: dict[tuple[int, bytes], str] = {}  # a host talks to few addresses, on many ports
+    n = 4 if family == socket.AF_INET else 16
+    src, dst = (_ip(family, a[:n]).replace("%", "%%") for a in (saddr, daddr))
+    if len(_PAIRS) >= 4096:
+        _PAIRS.clear()
+    fmt = _PAIRS[(proto, family, saddr, daddr)] = f"{kind} {src}:%d->{dst}:%d"
+    return fmt
 
 
 def _ip(family: int, raw: bytes) -> str:
-    text = _IPS.get((family, raw))
-    if text is None:
-        host = socket.inet_ntop(family, raw)
-        if family == socket.AF_INET:
-            text = host
-        else:
-            text = host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
-        if len(_IPS) >= 4096:
-            _IPS.clear()
-        _IPS[(family, raw)] = text
-    return text
+    host = socket.inet_ntop(family, raw)
+    if family == socket.AF_INET:
+        return host
+    return host[7:] if host.startswith("::ffff:") and "." in host else f"[{host}]"
 
 
 KERNEL_IDENTITY = 0x10000  # bit set by bpf/goblock.h fd_identity: mode/ino/name are valid
