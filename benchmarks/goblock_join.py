@@ -68,7 +68,7 @@ from otel_goblock.processors.goblock.processor import GoblockProcessor  # noqa: 
 
 from otel_goblock.component import ComponentID, CreateSettings  # noqa: E402
 from otel_goblock.config import decode  # noqa: E402
-from otel_goblock.pdata import Event, Traces  # noqa: E402
+from otel_goblock.pdata import Event, Traces, count_spans  # noqa: E402
 from otel_goblock.telemetry import Telemetry  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -644,6 +644,200 @@ async def live(rate: int, seconds: float, profile: str | None, tree: str | None)
     )
 
 
+# -- output identity (--digest): the join's output over fixed inputs, hashed ---------------
+
+_DIGEST_T0 = 1_700_000_000_000_000_000  # fixed: the hash covers every timestamp
+_REASONS = (
+    "chan receive", "select", "sleep", "sync.Mutex.Lock", "sync.WaitGroup.Wait", "IO wait",
+    "semacquire", "GC assist wait", "preempted", "GC worker (idle)", "wëird reason",
+)  # fmt: skip
+_SYSCALLS = (
+    ("read", "tcp 10.0.0.1:40001->10.0.0.5:5432"), ("write", "tcp 10.0.0.1:40001->10.0.0.5:5432"),
+    ("fsync", "/var/lib/db/wal"), ("read", "pipe:[77]"), ("futex", ""), ("epoll_pwait", ""),
+    ("connect", "tcp 10.0.0.1:40002->10.0.0.9:80"), ("pread64", "/tmp/data.bin"), ("fsync", ""),
+)  # fmt: skip
+
+
+def _mixed(seed: int, n_spans: int) -> tuple[list[bytes], list[list[Event]]]:
+    """Random but fixed (seeded) spans and events of every kind the join reads: nested
+    spans of one trace on shared goroutines, markers (some twice), goroutine attributes,
+    gRPC spans with flow-control waits and frames, child goroutines, TCP events on the
+    spans' sockets, stop-the-worlds, netpoll parks naming their fd; spans 1-60 ms."""
+    import random as _random
+
+    rnd = _random.Random(seed)
+    t0 = _DIGEST_T0
+    reqs: list[bytes] = []
+    batches: list[list[Event]] = []
+    k = 0
+    while k < n_spans:
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.append(KeyValue(key="process.pid", value=AnyValue(int_value=PID)))
+        if rnd.random() < 0.2:  # an unobserved resource in the same request
+            other = req.resource_spans.add()
+            other.resource.attributes.append(
+                KeyValue(key="process.pid", value=AnyValue(int_value=OTHER))
+            )
+            o = other.scope_spans.add().spans.add()
+            o.trace_id, o.span_id, o.name = b"\x01" * 16, b"\x02" * 8, "other"
+        evs: list[Event] = []
+        for _ in range(rnd.randint(1, 3)):  # scopes
+            ss = rs.scope_spans.add()
+            ss.scope.name = "digest"
+            for _ in range(rnd.randint(1, 30)):
+                k += 1
+                base = t0 + k * 3 * MS
+                trace = rnd.randint(1, k).to_bytes(16, "big")  # traces recur: rivals
+                goid = rnd.randint(1, 40)
+                tid = rnd.choice((0, 11, 12, 13))
+                start = base + rnd.randint(0, 5) * MS
+                end = start + rnd.randint(0, 60) * MS
+                s = ss.spans.add()
+                s.trace_id, s.span_id = trace, k.to_bytes(8, "big")
+                s.name, s.kind = f"op{k % 7}", rnd.choice((1, 2, 3))
+                s.start_time_unix_nano, s.end_time_unix_nano = start, end
+                how = rnd.random()
+                if how < 0.6:
+                    m = {"trace_id": trace.hex(), "span_id": s.span_id.hex()}
+                    evs.append(Event("span_marker", PID, tid, goid, end, end, m, "ebpf"))
+                    if rnd.random() < 0.2:
+                        evs.append(Event("span_marker", PID, tid, goid, end, end, m, "ebpf"))
+                elif how < 0.8:
+                    kv = s.attributes.add()
+                    kv.key = "goblock.goroutine.id"
+                    kv.value.int_value = goid
+                grpc = rnd.random() < 0.15
+                if grpc:
+                    kv = s.attributes.add()
+                    kv.key, kv.value.string_value = "rpc.system", "grpc"
+                if rnd.random() < 0.2 and end - start > 10 * MS:  # a fan-out: the critical path
+                    wait = rnd.choice(("chan receive", "sync.WaitGroup.Wait", "select"))
+                    a, b = start + 2 * MS, end - MS
+                    evs.append(Event("park", PID, tid, goid, a, b, {"reason": wait}, "ebpf"))
+                    for c in range(rnd.randint(1, 3)):
+                        child = 100 + k * 4 + c
+                        at = {"parent_goid": goid, "child_goid": child}
+                        evs.append(Event("lineage", PID, tid, goid, a - MS, a - MS, at, "ebpf"))
+                        name, target = rnd.choice(_SYSCALLS)
+                        at = {"name": name, "nr": 0, "fd": 7, "fd_target": target}
+                        e = b - rnd.randint(0, 3) * MS
+                        evs.append(Event("syscall", PID, 13, child, a, e, at, "ebpf"))
+                for _ in range(rnd.randint(0, 12)):
+                    a = start + rnd.randint(-5, 60) * MS + rnd.randint(0, MS)
+                    b = a + rnd.choice((0, 10_000, 500_000, MS, 3 * MS, 20 * MS))
+                    g = rnd.choice((goid, goid, goid, 0, rnd.randint(1, 40)))
+                    kind = rnd.choice(
+                        ("park", "park", "syscall", "syscall", "offcpu", "runqueue", "gc_assist",
+                         "lineage", "tcp", "grpc")
+                    )  # fmt: skip
+                    if rnd.random() < 0.02:
+                        kind = "gc_stw"
+                    src = "gotrace" if rnd.random() < 0.1 else "ebpf"
+                    if kind == "park":
+                        at: dict[str, Any] = {"reason": rnd.choice(_REASONS)}
+                        if at["reason"] == "IO wait" and rnd.random() < 0.3:
+                            at["fd_target"] = rnd.choice(_SYSCALLS[:2])[1]
+                            at["mode"] = rnd.choice(("r", "w"))
+                    elif kind == "syscall":
+                        name, target = rnd.choice(_SYSCALLS)
+                        at = {"name": name, "nr": 0, "fd": 7, "fd_target": target}
+                    elif kind == "offcpu":
+                        at = {"state": rnd.choice(("blocked", "preempted", "other"))}
+                    elif kind == "runqueue":
+                        at = {"after": rnd.choice(("wakeup", "preempted", ""))}
+                    elif kind == "gc_stw":
+                        at, g = {"reason": rnd.choice(("GC mark termination", ""))}, 0
+                    elif kind == "lineage":
+                        at = {"parent_goid": goid, "child_goid": rnd.randint(41, 60)}
+                        b = a
+                    elif kind == "tcp":
+                        typ = rnd.choice(("retransmit", "probe", "reset_sent", "zero_window"))
+                        at = {
+                            "type": typ, "saddr": "10.0.0.1", "sport": 40001,
+                            "daddr": "10.0.0.5", "dport": 5432, "srtt_us": 120, "snd_wnd": 65535,
+                        }  # fmt: skip
+                        b = a
+                    else:
+                        typ = rnd.choice(("flow_control_wait", "goaway", "ping", "window_update"))
+                        way = rnd.choice(("sent", "received"))
+                        at = {"type": typ, "conn": "0xc0001", "side": "client", "direction": way}
+                        at["stream_id"] = 1
+                        if typ == "goaway":
+                            at.update(code=2, code_name="INTERNAL_ERROR", debug_data="x")
+                        if typ != "flow_control_wait":
+                            b = a
+                    evs.append(Event(kind, PID, rnd.choice((tid, 0, 11)), g, a, b, at, src))
+        reqs.append(req.SerializeToString())
+        evs.sort(key=attrgetter("end_ns"))
+        batches.append(evs)
+    return reqs, batches
+
+
+async def _digest_case(
+    reqs: list[bytes], evs: list[list[Event]], options: dict, parsed: bool
+) -> tuple[str, int, int]:
+    import hashlib
+
+    from otel_goblock.processors.goblock import join as join_mod
+    from otel_goblock.processors.goblock import unjoined as unjoined_mod
+
+    join_mod._rand.seed(7)  # episode span ids
+    unjoined_mod._rand.seed(8)  # unjoined episodes' trace ids
+    proc, _ = make(options)
+    got: list[bytes] = []
+
+    class Keep:
+        async def consume_traces(self, data: Traces) -> None:
+            got.append(data.serialized())
+
+    proc._next = Keep()
+    for raw, batch in zip(reqs, evs, strict=True):
+        await proc.consume_traces(Traces(raw=b"", span_count=0, events=batch))
+        if parsed:
+            msg = ExportTraceServiceRequest.FromString(raw)
+            await proc.consume_traces(Traces(message=msg, span_count=count_spans(msg)))
+        else:
+            await proc.consume_traces(Traces(raw=raw, span_count=PER_REQUEST))
+    await proc.shutdown()  # the unjoined pass over everything left (unjoined: emit)
+    h = hashlib.sha256()
+    spans = 0
+    for blob in got:
+        h.update(len(blob).to_bytes(8, "little"))
+        h.update(blob)
+        for rs in ExportTraceServiceRequest.FromString(blob).resource_spans:
+            spans += sum(len(ss.spans) for ss in rs.scope_spans)
+    return h.hexdigest()[:16], len(got), spans
+
+
+async def digest() -> None:
+    """Hash the join's output over fixed inputs (`--tree DIR` for another checkout's
+    code): equal hashes, equal bytes out — attributes, episode spans, span events, ids
+    (the random span ids seeded), unjoined episodes. A CPU change to the join must not
+    change a byte of them."""
+    global KEEP
+    cases: list[tuple[str, list[bytes], list[list[Event]], dict, bool]] = []
+    reqs, evs = build(3000, PID, _DIGEST_T0, MS // 4)
+    cases.append(("benchmark, 10 events/span", reqs, evs, {}, False))
+    KEEP = (2, 3, 5, 7, 9)
+    reqs, evs = build(3000, PID, _DIGEST_T0, MS // 4)
+    KEEP = None
+    cases.append(("benchmark --light", reqs, evs, {}, False))
+    cases.append(("benchmark --light, max_events 2000", reqs, evs, {"max_events": 2000}, False))
+    for seed in (1, 2, 3):
+        reqs, evs = _mixed(seed, 1500)
+        emit = {"unjoined": "emit", "critical_path_depth": 2}
+        cases.append((f"mixed seed {seed}", reqs, evs, emit, False))
+        cases.append((f"mixed seed {seed}, parsed request", reqs, evs, emit, True))
+        zero = {"min_episode": "0s"}
+        cases.append((f"mixed seed {seed}, min_episode 0s", reqs, evs, zero, False))
+        cases.append((f"mixed seed {seed}, max_events 500", reqs, evs, {"max_events": 500}, False))
+    for name, reqs, evs, options, parsed in cases:
+        opts = {"retention": "1000000h", "unjoined_after": "100000h", **options}
+        h, n_req, n_spans = await _digest_case(reqs, evs, opts, parsed)
+        print(f"{h}  {n_req:>5} requests {n_spans:>7} spans  {name}")
+
+
 PYSPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
 
 
@@ -676,6 +870,9 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--light", action="store_true", help="5 events per span instead of 10")
     ap.add_argument("--profile", metavar="FILE", help="live mode: py-spy the pipeline process")
+    ap.add_argument(
+        "--digest", action="store_true", help="hash the join's output over fixed inputs"
+    )
     ap.add_argument("--serve", metavar="SOCKET", help=argparse.SUPPRESS)  # the pipeline side
     ap.add_argument(
         "--tree", metavar="DIR", help="run another checkout's code (e.g. a worktree of HEAD~)"
@@ -683,7 +880,9 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.light:
         KEEP = (2, 3, 5, 7, 9)
-    if args.serve:
+    if args.digest:
+        asyncio.run(digest())
+    elif args.serve:
         asyncio.run(serve(args.serve, args.profile))
     elif args.rate:
         asyncio.run(live(args.rate, args.seconds, args.profile, args.tree))

@@ -58,33 +58,36 @@ _third = itemgetter(2)
 
 def sweep(recs: list[Rec], start: int, end: int, default: int, goid: int = 0) -> list[Seg]:
     """Disjoint segments covering [start, end]: the lowest code active wins each instant."""
-    items = []
+    # each record clipped to the span, already as the segment it becomes when nothing
+    # overlaps it (the common case): no intermediate tuple per record
+    items: list[Seg] = []
     for r in recs:
         s = r[0] if r[0] > start else start
         e = r[1] if r[1] < end else end
         if e > s:
-            items.append((s, e, r))
+            items.append((s, e, r[2], r[3], goid, r[4]))
     if not items:
         return [(start, end, default, None, goid, 0)] if end > start else []
     items.sort(key=_first)
     # fast path: intervals that do not overlap (the common case) tile directly
     segs: list[Seg] = []
     pos = start
-    for s, e, r in items:
+    for it in items:
+        s = it[0]
         if s < pos:
             break
         if s > pos:
             segs.append((pos, s, default, None, goid, 0))
-        segs.append((s, e, r[2], r[3], goid, r[4]))
-        pos = e
+        segs.append(it)
+        pos = it[1]
     else:
         if pos < end:
             segs.append((pos, end, default, None, goid, 0))
         return segs
     bounds = {start, end}
-    for s, e, _ in items:
-        bounds.add(s)
-        bounds.add(e)
+    for it in items:
+        bounds.add(it[0])
+        bounds.add(it[1])
     points = sorted(bounds)
     heap: list[tuple[int, int, int, int]] = []  # code, start, index, end
     segs = []
@@ -92,14 +95,14 @@ def sweep(recs: list[Rec], start: int, end: int, default: int, goid: int = 0) ->
     for k in range(len(points) - 1):
         a, b = points[k], points[k + 1]
         while i < n and items[i][0] <= a:
-            s, e, r = items[i]
-            heapq.heappush(heap, (r[2], s, i, e))
+            it = items[i]
+            heapq.heappush(heap, (it[2], it[0], i, it[1]))
             i += 1
         while heap and heap[0][3] <= a:
             heapq.heappop(heap)
         if heap:
-            r = items[heap[0][2]][2]
-            code, detail, tid = r[2], r[3], r[4]
+            it = items[heap[0][2]]
+            code, detail, tid = it[2], it[3], it[5]
         else:
             code, detail, tid = default, None, 0
         if segs:
@@ -241,12 +244,70 @@ def _goroutine_segs(
     if goid not in out.own:
         out.own[goid] = (start, end, recs)
     if tl.by_tid:
-        recs = recs + _thread_events(tl, recs, start, end, end_tid)
+        mine = _thread_events(tl, recs, start, end, end_tid)
+        if mine:
+            recs = recs + mine
     out._recs.append(recs)
-    segs = sweep(recs + stw, start, end, ON_CPU, goid)
+    segs = sweep(recs + stw if stw else recs, start, end, ON_CPU, goid)
     kids = tl.children.get(goid)
     if not kids or depth <= 0:
         return segs
+    return _critical_path(tl, start, end, prefer, depth, stw, out, recs, segs, kids)
+
+
+def analyze_many(
+    tl: ProcTimeline, spans: list[tuple[int, int, int, int]], prefer: int, depth: int
+) -> list[Analysis]:
+    """analyze() of many spans — (goid, start, end, end_tid) each —, stage by stage over
+    all of them (their goroutines' records, their threads' records, the sweeps) rather
+    than span by span: the same answers for less CPU (see join.Joiner.prepare_scope)."""
+    no_recs: list[Rec] = []
+    stws = [tl.stop_the_world(s, e, prefer) for _, s, e, _ in spans] if tl.stw else None
+    goroutine = tl.goroutine
+    owns = [goroutine(g, s, e, prefer) if g else no_recs for g, s, e, _ in spans]
+    alls = owns
+    if tl.by_tid:
+        alls = []
+        for (goid, s, e, t), recs in zip(spans, owns, strict=True):
+            if goid:
+                mine = _thread_events(tl, recs, s, e, t)
+                if mine:
+                    recs = recs + mine
+            alls.append(recs)
+    out: list[Analysis] = []
+    children = tl.children
+    for k, (goid, start, end, _) in enumerate(spans):
+        stw = stws[k] if stws is not None else no_recs
+        if not goid:
+            out.append(Analysis(sweep(stw, start, end, UNKNOWN)))
+            continue
+        an = Analysis([], root=goid, goroutines={goid})
+        recs = alls[k]
+        an.own[goid] = (start, end, owns[k])
+        an._recs.append(recs)
+        segs = sweep(recs + stw if stw else recs, start, end, ON_CPU, goid)
+        kids = children.get(goid)
+        if kids and depth > 0:
+            segs = _critical_path(tl, start, end, prefer, depth, stw, an, recs, segs, kids)
+        an.segs = segs
+        out.append(an)
+    return out
+
+
+def _critical_path(
+    tl: ProcTimeline,
+    start: int,
+    end: int,
+    prefer: int,
+    depth: int,
+    stw: list[Rec],
+    out: Analysis,
+    recs: list[Rec],
+    segs: list[Seg],
+    kids: list[tuple[int, int]],
+) -> list[Seg]:
+    """The segments of a goroutine's waits on its children replaced by what the child
+    it waited for was doing (see _goroutine_segs)."""
     result: list[Seg] = []
     for seg in segs:
         if seg[2] != PARK or seg[3] not in WAITS_ON_CHILDREN:
@@ -360,39 +421,38 @@ _ON_CPU_INFO = (category(ON_CPU, None), cause_of(ON_CPU, None))
 def summarize(
     tl: ProcTimeline, an: Analysis, start: int, end: int, joined: bool, min_episode_ns: int
 ) -> Breakdown:
-    # time per (category, cause) first: one dict update per segment
-    per_info: dict[tuple[str, str | None], int] = {}
+    # one pass: time per category and per cause straight into their dicts (keys in the
+    # order segments first show them: the order of the attributes, and of ties of causes)
+    ns = dict.fromkeys(FIXED_CATEGORIES, 0)
+    by_cause: dict[str | None, int] = {}
     episodes = []
     waits = []  # (segment, its cause, its length) of every wait, in order
     by_code = _INFO_BY_CODE
     on_cpu = -1  # running time, summed apart (half the segments); -1: none seen yet
     for seg in an.segs:
-        a, b, code, detail, _, _ = seg
-        d = b - a
+        code = seg[2]
+        d = seg[1] - seg[0]
         if code == ON_CPU:
             if on_cpu < 0:
                 on_cpu = 0
-                per_info[_ON_CPU_INFO] = 0  # its place in the order (ties of causes)
+                if "on_cpu" not in by_cause:
+                    by_cause["on_cpu"] = 0  # its place in the order (ties of causes)
             on_cpu += d
             continue
-        if code == GRPC_FC:  # a dict detail: not cacheable
+        detail = seg[3]
+        info = by_code[code].get(detail) if code != GRPC_FC else None  # dict: not cached
+        if info is None:
             info = _info(code, detail)
-        else:
-            info = by_code[code].get(detail)
-            if info is None:
-                info = _info(code, detail)
-        per_info[info] = per_info.get(info, 0) + d
+        cat, c = info
+        ns[cat] = ns.get(cat, 0) + d
+        by_cause[c] = by_cause.get(c, 0) + d
         if code < ON_CPU:
-            waits.append((seg, info[1], d))
+            waits.append((seg, c, d))
             if d >= min_episode_ns:
                 episodes.append(seg)
     if on_cpu > 0:
-        per_info[_ON_CPU_INFO] = on_cpu
-    ns = dict.fromkeys(FIXED_CATEGORIES, 0)
-    by_cause: dict[str | None, int] = {}
-    for (cat, c), d in per_info.items():
-        ns[cat] = ns.get(cat, 0) + d
-        by_cause[c] = by_cause.get(c, 0) + d
+        ns["on_cpu"] += on_cpu
+        by_cause["on_cpu"] += on_cpu
     duration = end - start
     unexplained = by_cause.get(None, 0)
     cause = "unattributed"
@@ -428,8 +488,8 @@ def _diagnose(
     duration: int,
     joined: bool,
 ) -> str:
-    total = fmt_ms(duration)
     if cause == "unattributed":
+        total = fmt_ms(duration)
         ms = fmt_ms(by_cause.get(None, 0))
         if not joined:
             return (
@@ -439,7 +499,7 @@ def _diagnose(
         return f"{ms} ms of {total} ms unexplained (off-CPU with no syscall or park reason seen)"
     ms = fmt_ms(by_cause.get(cause, 0))
     if cause == "on_cpu":
-        return f"ran on CPU for {ms} ms of {total} ms (CPU-bound)"
+        return f"ran on CPU for {ms} ms of {fmt_ms(duration)} ms (CPU-bound)"
     seg = biggest[cause][1]
     text = describe(tl, seg, ms, an)
     if seg[4] and seg[4] != an.root:

@@ -250,23 +250,21 @@ class GoblockProcessor(Component):
         joiner = self._joiner
         spans = episodes = joined = 0
         msg = held.msg
-        # per resource_spans: None (not joined) or its scopes' (children, prepared spans)
-        done: list[list[tuple[list[bytes], list[Joined]]] | None] = []
+        # per resource_spans: None (not joined) or its scopes' (children, what each span
+        # gains: encoded, in span order)
+        done: list[list[tuple[list[bytes], list[bytes]]] | None] = []
         for rs, pid in zip(msg.resource_spans, held.pids, strict=True):
             tl = procs.get(pid)
             if tl is None:
                 done.append(None)
                 continue
             prepared: list[Joined] = []
-            scopes: list[tuple[list[bytes], list[Joined]]] = []
+            per_scope: list[tuple[list[bytes], list[Joined]]] = []
             for ss in rs.scope_spans:
                 children: list[bytes] = []
-                first = len(prepared)
-                all_spans = ss.spans
-                for i in range(len(all_spans)):
-                    prepared.append(joiner.prepare(all_spans[i], tl, children, len(prepared)))
-                scopes.append((children, prepared[first:]))
-            done.append(scopes)
+                group = joiner.prepare_scope(list(ss.spans), tl, children, len(prepared))
+                prepared += group
+                per_scope.append((children, group))
             # spans of one trace on shared goroutines compete for episodes (innermost wins);
             # usually every trace has one such span here: a set tells, no groups built
             ids = [j.trace_id for j in prepared if j.goid and j.bd.episodes]
@@ -277,11 +275,11 @@ class GoblockProcessor(Component):
                     if j.goid and j.bd.episodes:
                         by_trace.setdefault(j.trace_id, []).append(j)
                 rivals = {t: Rivals(g) for t, g in by_trace.items() if len(g) > 1}
-            for j in prepared:
-                episodes += joiner.finish(j, rivals.get(j.trace_id) if rivals and j.goid else None)
-                if j.goid:
-                    joined += 1
+            n_episodes, n_joined = joiner.finish_all(prepared, rivals)
+            episodes += n_episodes
+            joined += n_joined
             spans += len(prepared)
+            done.append([(children, [j.extra for j in group]) for children, group in per_scope])
         self._m_enriched.add(spans, self._attrs)
         if joined:
             self._m_joined.add(joined, self._attrs)
@@ -290,12 +288,12 @@ class GoblockProcessor(Component):
         raw = _assemble(held.raw, done) if held.raw is not None else None
         if raw is not None:
             return Traces(raw=raw, span_count=spans + episodes)
-        for rs, scopes in zip(msg.resource_spans, done, strict=True):
-            if scopes is None:
+        for rs, scopes_done in zip(msg.resource_spans, done, strict=True):
+            if scopes_done is None:
                 continue
-            for ss, (children, prepared) in zip(rs.scope_spans, scopes, strict=True):
-                for j in prepared:
-                    j.span.MergeFromString(j.extra)
+            for ss, (children, extras) in zip(rs.scope_spans, scopes_done, strict=True):
+                for span, extra in zip(ss.spans, extras, strict=True):
+                    span.MergeFromString(extra)
                 if children:
                     ss.MergeFromString(b"".join(children))
         return Traces(message=msg, span_count=spans + episodes)
@@ -371,9 +369,7 @@ def _without_events(data: Traces) -> Traces:
     return Traces(message=data.message(), span_count=data.span_count, info=data.info)
 
 
-def _assemble(
-    raw: bytes, done: list[list[tuple[list[bytes], list[Joined]]] | None]
-) -> bytes | None:
+def _assemble(raw: bytes, done: list[list[tuple[list[bytes], list[bytes]]] | None]) -> bytes | None:
     """The enriched request from the bytes it was parsed from: each joined span's entry
     re-framed around its bytes and its additions, its scope's episode spans after its
     spans, every other field as it came; resources not joined verbatim. None when the
@@ -392,8 +388,8 @@ def _assemble(
             if len(entries) != len(scopes):
                 return None
             rs_body = [rs_other]
-            for (_, sa, sb), (children, prepared) in zip(entries, scopes, strict=True):
-                body = _reframe(raw, sa, sb, prepared)
+            for (_, sa, sb), (children, extras) in zip(entries, scopes, strict=True):
+                body = _reframe(raw, sa, sb, extras)
                 if body is None:
                     return None
                 body += children
@@ -406,13 +402,13 @@ def _assemble(
     return b"".join(out)
 
 
-def _reframe(raw: bytes, start: int, end: int, prepared: list[Joined]) -> list[bytes] | None:
-    """A ScopeSpans' fields in raw[start:end], its spans (field 2, the i-th one is
-    prepared[i]'s) each with its additions appended under a new length; None when the
+def _reframe(raw: bytes, start: int, end: int, extras: list[bytes]) -> list[bytes] | None:
+    """A ScopeSpans' fields in raw[start:end], its spans (field 2) each with its
+    additions (the i-th span's: extras[i]) appended under a new length; None when the
     spans found are not as many as the parse's."""
     body: list[bytes] = []
     append = body.append
-    k, n_spans = 0, len(prepared)
+    k, n_spans = 0, len(extras)
     pos = start
     while pos < end:
         if raw[pos] == 0x12:  # a span
@@ -425,7 +421,7 @@ def _reframe(raw: bytes, start: int, end: int, prepared: list[Joined]) -> list[b
             e = p + n
             if e > end or k == n_spans:
                 return None
-            extra = prepared[k].extra
+            extra = extras[k]
             k += 1
             if extra:
                 n += len(extra)

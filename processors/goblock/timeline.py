@@ -92,6 +92,7 @@ _MARK = struct.Struct("<qqq")  # a span marker: goid, tid, time
 
 
 _lget = list.__getitem__
+_list_iter = list.__iter__  # a Recs' details (its own __iter__ yields records)
 
 
 class Recs(list):
@@ -205,10 +206,13 @@ class Recs(list):
             # second unpack per record found)
             rows = list(_REC.iter_unpack(self.data))
             if rows and rows[0][0] >= start and rows[-1][0] <= end:  # a goroutine of this span
-                lo, hi = 0, len(rows)
-            else:
-                hi = bisect_right(rows, end, key=_START)
-                lo = bisect_left(rows, start, 0, hi, key=_START)
+                # all of them, none started before: one comprehension, no scan back
+                return [
+                    (s, e, m & 15, d, m >> 8, (m >> 4) & 3)
+                    for (s, e, m), d in zip(rows, _list_iter(self), strict=True)
+                ]
+            hi = bisect_right(rows, end, key=_START)
+            lo = bisect_left(rows, start, 0, hi, key=_START)
             out = []
             for i in range(lo, hi):
                 s, e, m = rows[i]
