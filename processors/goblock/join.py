@@ -99,12 +99,22 @@ _NO_SOCKETS: set[str] = set()  # never written to: the usual case shares it
 _rand = random.Random()
 
 
+def _utf8(text: str) -> str:
+    """`text` as protobuf takes it: a path with undecodable bytes (surrogate escapes)
+    gets them replaced, as encode.attr_str writes them, instead of failing the span."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def put(attrs: Any, key: str, value: object) -> None:
     """Append one attribute (repeated KeyValue) without building a Python KeyValue first."""
     kv = attrs.add()
-    kv.key = key
+    kv.key = _utf8(key)
     if isinstance(value, str):
-        kv.value.string_value = value
+        kv.value.string_value = _utf8(value)
     elif isinstance(value, bool):
         kv.value.bool_value = value
     elif isinstance(value, int):
@@ -302,7 +312,7 @@ def new_span_id() -> bytes:
 
 def fill_episode(span: Span, tl: ProcTimeline, seg: Seg) -> None:
     """An episode as a standalone span (unjoined episodes; no parent)."""
-    span.name = episode_name(seg)
+    span.name = _utf8(episode_name(seg))
     span.kind = Span.SPAN_KIND_INTERNAL
     span.start_time_unix_nano = seg[0]
     span.end_time_unix_nano = seg[1]

@@ -228,6 +228,20 @@ async def test_unjoined_emit_makes_root_spans_with_the_process_as_resource() -> 
     assert attrs_of(fs)["goblock.cause"] == "disk"
 
 
+async def test_unjoined_emit_of_a_wait_on_a_non_utf8_path() -> None:
+    """A file path with undecodable bytes (kept as surrogate escapes) reads as the joined
+    spans write it; before, it failed the whole unjoined pass (UnicodeEncodeError)."""
+    proc, sink, tel = make({"unjoined": "emit", "unjoined_after": "1s"})
+    path = "/tmp/wal-\udcff"
+    evs = [ev("syscall", 60, 80, goid=9, name="fsync", fd_target=path)]
+    await proc.consume_traces(events_only(_aged(evs, 5)))
+    await proc._housekeeping()
+    assert tel.total("goblock_episodes_unjoined", action="emit") == 1
+    span = sink.got[0].message().resource_spans[0].scope_spans[0].spans[0]
+    assert attrs_of(span)["goblock.file.path"] == "/tmp/wal-?"
+    assert attrs_of(span)["goblock.diagnosis"] == "blocked 20 ms in fsync on /tmp/wal-? (disk I/O)"
+
+
 async def test_unjoined_service_name_from_config() -> None:
     proc, sink, _ = make(
         {"unjoined": "emit", "unjoined_after": "1s", "service_names": {"4242": "payments"}}
