@@ -33,7 +33,7 @@ prints them side by side.
 Run as root:  .venv/bin/python benchmarks/ebpf_overhead.py [--app gbfx|demo] [--rounds 4]
               [--seconds 5] [--concurrency 8] [--rate 5000] [--only syscalls|sched|tcp]
               [--no-ceiling | --ceiling-only] [--old-tree /tmp/wt-old] [--ceiling-rounds 2]
-              [--bpf-stats on|off]
+              [--bpf-stats on|off] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -509,6 +509,14 @@ def main() -> None:
         action="store_true",
         help="netpoll_peers: false (no EAGAIN read events; parks lose their peer address)",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a receiver setting for the on rounds (e.g. syscall_threshold=10s: the programs "
+        "run, no episode is emitted); repeatable",
+    )
     args = ap.parse_args()
     if args.agent:
         agent_main(json.loads(args.agent), args.default_gc)
@@ -557,6 +565,12 @@ def main() -> None:
     if args.no_netpoll_peers:
         extra["netpoll_peers"] = False
         print("  (netpoll_peers: false)")
+    for kv in args.set:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            ap.error(f"--set {kv!r}: expected KEY=VALUE")
+        extra[key] = value
+        print(f"  ({key}: {value})")
     if args.only:
         print(f"  (only {args.only} on)")
     if args.go_runtime:
