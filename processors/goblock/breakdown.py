@@ -220,13 +220,9 @@ def analyze(
     depth: int,
     end_tid: int = 0,
 ) -> Analysis:
-    """Segments of [start, end] for a span; goid 0 means no goroutine was joined."""
-    stw = tl.stop_the_world(start, end, prefer)
-    if not goid:
-        return Analysis(sweep(stw, start, end, UNKNOWN))
-    out = Analysis([], root=goid, goroutines={goid})
-    out.segs = _goroutine_segs(tl, goid, start, end, prefer, depth, end_tid, stw, out)
-    return out
+    """Segments of [start, end] for a span; goid 0 means no goroutine was joined.  One
+    span through analyze_many: the span's root analysis is written once, there."""
+    return analyze_many(tl, [(goid, start, end, end_tid)], prefer, depth)[0]
 
 
 def _goroutine_segs(

@@ -64,7 +64,7 @@ def attr_double(key: str, value: float) -> bytes:
 
 def attr_str(key: str, value: str, tag: bytes = SPAN_ATTR) -> bytes:
     # protobuf strings must be UTF-8: a path with undecodable bytes (surrogate escapes)
-    # gets U+FFFD rather than failing the whole request
+    # gets '?' (what str.encode's 'replace' writes) rather than failing the request
     vb = value.encode("utf-8", "replace")
     kb = _key_cache.get(key) or _key(key)
     n = len(vb)
