@@ -91,6 +91,21 @@ _ORDER = struct.Struct("<QQq")  # end, start, goroutine
 _MARK = struct.Struct("<qqq")  # a span marker: goid, tid, time
 
 
+class _StartsView:
+    """The starts of packed records as a sequence, for bisect without unpacking all."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytearray) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data) // _REC_SIZE
+
+    def __getitem__(self, i: int) -> int:
+        return _unpack_q(self.data, i * _REC_SIZE)[0]
+
+
 _lget = list.__getitem__
 _list_iter = list.__iter__  # a Recs' details (its own __iter__ yields records)
 
@@ -109,20 +124,24 @@ class Recs(list):
     long-lived goroutine) also keeps its starts in an int64 array, made at its first
     search, for bisect without building views."""
 
-    __slots__ = ("data", "last", "maxends", "ordered", "starts")
+    __slots__ = ("data", "last", "maxends", "nsorted", "ordered", "starts")
 
     def __init__(self) -> None:  # the list itself starts empty: no list.__init__ needed
         self.data = bytearray()
         self.last = -_I64  # start of the last record appended
         self.ordered = True
+        # when not ordered: records 0..nsorted-1 are (the first out-of-order append came
+        # after them); sort() re-sorts only from where the later ones reach back to
+        self.nsorted = 0
         self.starts: array[int] | None = None
         # with `starts`: the largest end among records 0..i (an upper bound once the front
         # was expired): a search skips the scan back for still-running records when none is
         self.maxends: array[int] | None = None
 
     def add_rec(self, start: int, end: int, code: int, detail: Any, tid: int, src: int) -> None:
-        if start < self.last:
+        if start < self.last and self.ordered:
             self.ordered = False
+            self.nsorted = len(self)
         self.last = start
         self.data += _pack_rec(start, end, code | src << 4 | tid << 8)
         self.append(detail)
@@ -164,18 +183,42 @@ class Recs(list):
         return f"Recs({list(self)!r})"
 
     def sort(self) -> None:  # type: ignore[override]
-        """Order by start (stable), if an append came out of order."""
+        """Order by start (stable), if an append came out of order.
+
+        Only the records from the earliest start appended since the sorted prefix on are
+        re-sorted, and `starts`/`maxends` are kept up to that point: a thread's records
+        arrive out of order by one delivery at most (one source's batch after another's),
+        while the list holds seconds of them, and a thread is queried again after every
+        batch. Re-sorting the whole list each time was ~35 % of the pipeline's CPU on the
+        demo at 1000 req/s. Same order as a full stable sort: the prefix before the cut
+        starts no later than any record after it."""
         if self.ordered:
             return
-        data = self.data
+        data, n, k = self.data, len(self), self.nsorted
+        tail = [_unpack_rec(data, i * _REC_SIZE)[0] for i in range(k, n)]
+        low = min(tail) if tail else _I64
+        starts = self.starts
+        if starts is not None:
+            cut = bisect_right(starts, low, 0, k)
+        else:
+            cut = bisect_right(_StartsView(data), low, 0, k)
         recs = sorted(
-            ((*_unpack_rec(data, i * _REC_SIZE), _lget(self, i)) for i in range(len(self))),
+            ((*_unpack_rec(data, i * _REC_SIZE), _lget(self, i)) for i in range(cut, n)),
             key=_START,
         )
-        self.data = bytearray(b"".join(_pack_rec(s, e, m) for s, e, m, _ in recs))
-        self[:] = [r[3] for r in recs]
-        self.starts = self.maxends = None
-        self.last = recs[-1][0] if recs else -_I64
+        data[cut * _REC_SIZE :] = b"".join(_pack_rec(s, e, m) for s, e, m, _ in recs)
+        self[cut:] = [r[3] for r in recs]
+        if starts is not None:
+            me = self.maxends
+            del starts[cut:]
+            del me[cut:]  # type: ignore[index]
+            starts.extend(r[0] for r in recs)
+            top = me[-1] if me else -_I64  # type: ignore[index]
+            for r in recs:
+                if r[1] > top:
+                    top = r[1]
+                me.append(top)  # type: ignore[union-attr]
+        self.last = recs[-1][0] if recs else (self.last if n else -_I64)
         self.ordered = True
 
     def _bisect(self, lo_t: int, hi_t: int) -> tuple[int, int]:
@@ -344,6 +387,7 @@ class Candidates:
             del recs.data[: i * _REC_SIZE]
             del recs[:i]
             recs.starts = recs.maxends = None
+            recs.nsorted = max(0, recs.nsorted - i)
             del self.goids[: i * 8]
             self.head = 0
 
@@ -735,8 +779,9 @@ class Timelines:
                     lst = tl.by_tid[tid] = Recs()
                     self._touch.append((start, pid, _TID, tid))
             # Recs.append, inlined (the hot loop)
-            if start < lst.last:
+            if start < lst.last and lst.ordered:
                 lst.ordered = False
+                lst.nsorted = len(lst)
             lst.last = start
             lst.data += packed
             lst.append(detail)
