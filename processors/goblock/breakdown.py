@@ -240,9 +240,30 @@ def _goroutine_segs(
     if goid not in out.own:
         out.own[goid] = (start, end, recs)
     if tl.by_tid:
-        mine = _thread_events(tl, recs, start, end, end_tid)
-        if mine:
-            recs = recs + mine
+        recs = _with_thread_events(tl, recs, start, end, end_tid)
+    return _segs(tl, goid, start, end, prefer, depth, stw, out, recs)
+
+
+def _with_thread_events(
+    tl: ProcTimeline, recs: list[Rec], start: int, end: int, end_tid: int
+) -> list[Rec]:
+    mine = _thread_events(tl, recs, start, end, end_tid)
+    return recs + mine if mine else recs
+
+
+def _segs(
+    tl: ProcTimeline,
+    goid: int,
+    start: int,
+    end: int,
+    prefer: int,
+    depth: int,
+    stw: list[Rec],
+    out: Analysis,
+    recs: list[Rec],
+) -> list[Seg]:
+    """A goroutine's segments of [start, end] from its records (its threads' included):
+    the sweep, then its waits on children followed down `depth` levels."""
     out._recs.append(recs)
     segs = sweep(recs + stw if stw else recs, start, end, ON_CPU, goid)
     kids = tl.children.get(goid)
@@ -263,29 +284,19 @@ def analyze_many(
     owns = [goroutine(g, s, e, prefer) if g else no_recs for g, s, e, _ in spans]
     alls = owns
     if tl.by_tid:
-        alls = []
-        for (goid, s, e, t), recs in zip(spans, owns, strict=True):
-            if goid:
-                mine = _thread_events(tl, recs, s, e, t)
-                if mine:
-                    recs = recs + mine
-            alls.append(recs)
+        alls = [
+            _with_thread_events(tl, recs, s, e, t) if g else recs
+            for (g, s, e, t), recs in zip(spans, owns, strict=True)
+        ]
     out: list[Analysis] = []
-    children = tl.children
     for k, (goid, start, end, _) in enumerate(spans):
         stw = stws[k] if stws is not None else no_recs
         if not goid:
             out.append(Analysis(sweep(stw, start, end, UNKNOWN)))
             continue
         an = Analysis([], root=goid, goroutines={goid})
-        recs = alls[k]
         an.own[goid] = (start, end, owns[k])
-        an._recs.append(recs)
-        segs = sweep(recs + stw if stw else recs, start, end, ON_CPU, goid)
-        kids = children.get(goid)
-        if kids and depth > 0:
-            segs = _critical_path(tl, start, end, prefer, depth, stw, an, recs, segs, kids)
-        an.segs = segs
+        an.segs = _segs(tl, goid, start, end, prefer, depth, stw, an, alls[k])
         out.append(an)
     return out
 
@@ -409,9 +420,6 @@ def _info(code: int, detail: Any) -> tuple[str, str | None]:
             cache.clear()
         cache[detail] = got
     return got
-
-
-_ON_CPU_INFO = (category(ON_CPU, None), cause_of(ON_CPU, None))
 
 
 def summarize(

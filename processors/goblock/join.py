@@ -37,13 +37,11 @@ from otel_goblock.processors.goblock.categories import (
     PARK_CAUSE,
     RUNQUEUE,
     SYSCALL,
-    UNKNOWN,
     conn_key,
     peer_of,
     syscall_class,
 )
 from otel_goblock.processors.goblock.encode import (
-    _VARINT1,
     EVENT_ATTR,
     attr,
     attr_double,
@@ -51,7 +49,6 @@ from otel_goblock.processors.goblock.encode import (
     attr_str,
     span_entry,
     span_event,
-    varint,
 )
 from otel_goblock.processors.goblock.grpc_diagnosis import (
     CLOSE_SLACK_NS,
@@ -216,65 +213,19 @@ def _static_parts(code: int, detail: Any) -> tuple[bytes, bytes]:
     return got
 
 
-# an episode span's first fields: trace id, span id (random, big-endian as new_span_id
-# makes it), parent span id
-_EP_HEAD = struct.Struct(">2s16s2sQ2s8s")
-_EP_TIMES = struct.Struct("<BQBQ")  # start and end (fixed64 fields 7 and 8)
-# per segment code: detail → (encoded name, name field + kind field or None when the
-# name is too long for the one-byte length, static attributes, netpoll wait?)
-_ep_kinds: list[dict[Any, tuple[bytes, bytes | None, bytes, bool]]] = [
-    {} for _ in range(UNKNOWN + 1)
-]
-
-
-def _episode_kind(code: int, detail: Any) -> tuple[bytes, bytes | None, bytes, bool]:
-    """What an episode's kind and detail alone decide, encoded; cached per (kind,
-    detail): the same waits recur span after span (a flow-control wait's dict detail
-    is not cached)."""
-    name, static = _static_parts(code, detail)
-    head = b"\x2a" + bytes((len(name),)) + name + b"\x30\x01" if len(name) < 128 else None
-    netpoll = code == PARK and PARK_CAUSE.get(detail) == "network"
-    got = (name, head, static, netpoll)
-    if code != GRPC_FC:
-        cache = _ep_kinds[code]
-        if len(cache) > 4096:  # recurring kinds: small, see breakdown._MEMO_MAX
-            cache.clear()
-        cache[detail] = got
-    return got
-
-
 def episode_entry(
     tl: ProcTimeline, seg: Seg, trace_id: bytes, parent: bytes, an: Analysis | None = None
 ) -> bytes:
-    """An episode as an encoded child span (a `ScopeSpans.spans` entry): the bytes
-    span_entry writes, in one join (kind, name and static attributes cached per kind)."""
-    code = seg[2]
-    got = _ep_kinds[code].get(seg[3]) if code != GRPC_FC else None
-    if got is None:
-        got = _episode_kind(code, seg[3])
-    name, head, static, netpoll = got
-    goid = seg[4]
-    goid_b = goid_attr(goid) if goid else b""
-    peer_b = b""
-    if netpoll:
+    """An episode as an encoded child span (a `ScopeSpans.spans` entry)."""
+    code, detail = seg[2], seg[3]
+    name, static = _static_parts(code, detail)
+    if seg[4]:
+        static += goid_attr(seg[4])
+    if code == PARK and PARK_CAUSE.get(detail) == "network":
         peer = episode_peer(tl, seg, an)
         if peer:
-            peer_b = _peer_attrs(peer)
-    if head is None or len(trace_id) != 16 or len(parent) != 8:
-        return span_entry(
-            trace_id, new_span_id(), parent, name, seg[0], seg[1], static + goid_b + peer_b
-        )
-    n = 56 + len(head) + len(static) + len(goid_b) + len(peer_b)
-    return b"".join(
-        (
-            b"\x12", _VARINT1[n] if n < 128 else bytes((n & 0x7F | 0x80, n >> 7)) if n < 16384
-            else varint(n),
-            _EP_HEAD.pack(
-                b"\x0a\x10", trace_id, b"\x12\x08", _rand.getrandbits(64) or 1, b"\x22\x08", parent
-            ),
-            head, _EP_TIMES.pack(0x39, seg[0], 0x41, seg[1]), static, goid_b, peer_b,
-        )
-    )  # fmt: skip
+            static += _peer_attrs(peer)
+    return span_entry(trace_id, new_span_id(), parent, name, seg[0], seg[1], static)
 
 
 _last_goid: list[Any] = [0, b""]

@@ -195,8 +195,8 @@ class Recs(list):
         if self.ordered:
             return
         data, n, k = self.data, len(self), self.nsorted
-        tail = [_unpack_rec(data, i * _REC_SIZE)[0] for i in range(k, n)]
-        low = min(tail) if tail else _I64
+        # never empty: the append that broke the order is at k or after
+        low = min(_unpack_rec(data, i * _REC_SIZE)[0] for i in range(k, n))
         starts = self.starts
         if starts is not None:
             cut = bisect_right(starts, low, 0, k)
@@ -218,7 +218,7 @@ class Recs(list):
                 if r[1] > top:
                     top = r[1]
                 me.append(top)  # type: ignore[union-attr]
-        self.last = recs[-1][0] if recs else (self.last if n else -_I64)
+        self.last = recs[-1][0]
         self.ordered = True
 
     def _bisect(self, lo_t: int, hi_t: int) -> tuple[int, int]:
