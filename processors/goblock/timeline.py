@@ -91,6 +91,45 @@ _ORDER = struct.Struct("<QQq")  # end, start, goroutine
 _MARK = struct.Struct("<qqq")  # a span marker: goid, tid, time
 
 
+class Windows:
+    """The union of the intervals added, as sorted disjoint windows: two intervals merge
+    only when they overlap (a < d and c < b, as the claim test reads it), so "does [s, e]
+    overlap one of the intervals" is one bisect and gives the same answer as testing each
+    interval. A keep-alive connection's goroutine serves requests one after another and
+    gathers one claim per span: a linear test over them was the unjoined pass's hot spot."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, start: int, end: int) -> None:
+        us, ue = self.starts, self.ends
+        i = bisect_right(ue, start)  # the first window that ends after `start`
+        j = bisect_left(us, end, i)  # ... up to the first that starts at or after `end`
+        if i == j:
+            us.insert(i, start)
+            ue.insert(i, end)
+        else:
+            s0, e0 = us[i], ue[j - 1]
+            us[i:j] = [start if start < s0 else s0]
+            ue[i:j] = [end if end > e0 else e0]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        ue = self.ends
+        i = bisect_right(ue, start)
+        return i < len(ue) and self.starts[i] < end
+
+    def forget(self, cutoff: int) -> bool:
+        """Drop the windows that ended before `cutoff`; whether any remain."""
+        k = bisect_left(self.ends, cutoff)
+        if k:
+            del self.starts[:k]
+            del self.ends[:k]
+        return bool(self.ends)
+
+
 class _StartsView:
     """The starts of packed records as a sequence, for bisect without unpacking all."""
 
@@ -410,8 +449,7 @@ class ProcTimeline:
         "park_sources",
         "pid",
         "stw",
-        "union_ends",
-        "union_starts",
+        "union",
     )
 
     def __init__(self, pid: int) -> None:
@@ -428,44 +466,36 @@ class ProcTimeline:
         self.done: dict[int, int] = {}  # goid → end of the last span joined on it
         self.instants: list[tuple[int, int, str, dict[str, Any]]] = []  # t, goid, kind, attrs
         self.exe: str | None = None
-        # windows joined spans claimed: per goroutine (start, end) pairs in join order,
-        # packed, with (end, start, goroutine) per span and goroutine in join order to
-        # forget them; for the process-wide stop-the-world (any span counts) the union of
-        # all spans' windows as sorted disjoint intervals (a handful under load)
-        self.claims: dict[int, bytes | bytearray] = {}
+        # windows joined spans claimed: per goroutine its one (start, end), packed (most
+        # goroutines run one span), or the Windows of several; (end, start, goroutine) per
+        # span and goroutine in join order, to forget them; for the process-wide
+        # stop-the-world (any span counts) the Windows of all spans (a handful under load)
+        self.claims: dict[int, bytes | Windows] = {}
         self.claim_order = bytearray()
-        self.union_starts: list[int] = []
-        self.union_ends: list[int] = []
+        self.union = Windows()
         # waits that may turn out unclaimed, in ingest order
         self.candidates = Candidates()
 
     def claim(self, start: int, end: int, goroutines: Iterable[int]) -> None:
         """A span [start, end] covered these goroutines (and, always, the process)."""
         claims, order = self.claims, self.claim_order
-        pair = _CLAIM.pack(start, end)
         for g in goroutines:
             lst = claims.get(g)
             if lst is None:
-                claims[g] = pair  # most goroutines: one span (bytes: smaller than a bytearray)
-            elif type(lst) is bytes:
-                claims[g] = bytearray(lst) + pair
+                claims[g] = _CLAIM.pack(start, end)
             else:
-                lst += pair
+                if type(lst) is bytes:
+                    w = Windows()
+                    w.add(*_CLAIM.unpack(lst))
+                    claims[g] = lst = w
+                lst.add(start, end)
             order += _ORDER.pack(end, start, g)
-        # the union: merge with every interval it overlaps or touches
-        us, ue = self.union_starts, self.union_ends
-        i = bisect_left(ue, start)
-        j = bisect_right(us, end, i)
-        if i == j:
-            us.insert(i, start)
-            ue.insert(i, end)
-        else:
-            s0, e0 = us[i], ue[j - 1]
-            us[i:j] = [start if start < s0 else s0]
-            ue[i:j] = [end if end > e0 else e0]
+        self.union.add(start, end)
 
     def forget_claims(self, cutoff: int) -> None:
-        """Drop claims that ended before `cutoff`; O(claims dropped)."""
+        """Drop claims that ended before `cutoff`; O(claims dropped). A goroutine's entry
+        drops what of it ended before `cutoff` whichever of its spans' entries comes first,
+        so an entry left over from merged windows cannot drop a newer claim."""
         order, claims = self.claim_order, self.claims
         pos, n = 0, len(order)
         while pos < n:
@@ -476,28 +506,25 @@ class ProcTimeline:
             lst = claims.get(g)
             if lst is None:
                 continue
-            if len(lst) <= _CLAIM.size:
+            if type(lst) is bytes:
+                if _CLAIM.unpack(lst)[1] < cutoff:
+                    del claims[g]
+            elif not lst.forget(cutoff):
                 del claims[g]
-            elif type(lst) is bytes:
-                claims[g] = lst[_CLAIM.size :]
-            else:
-                del lst[: _CLAIM.size]
         if pos:
             del order[:pos]  # a bytearray drops its front in O(1)
-        k = bisect_left(self.union_ends, cutoff)
-        if k:
-            del self.union_starts[:k]
-            del self.union_ends[:k]
+        self.union.forget(cutoff)
 
     def claimed(self, goid: int, start: int, end: int) -> bool:
         if not goid:  # any span of the process
-            ue = self.union_ends
-            i = bisect_right(ue, start)
-            return i < len(ue) and self.union_starts[i] < end
+            return self.union.overlaps(start, end)
         lst = self.claims.get(goid)
-        if not lst:
+        if lst is None:
             return False
-        return any(a < end and start < b for a, b in _CLAIM.iter_unpack(lst))
+        if type(lst) is bytes:
+            a, b = _CLAIM.unpack(lst)
+            return a < end and start < b
+        return lst.overlaps(start, end)
 
     # -- queries -------------------------------------------------------------------
 

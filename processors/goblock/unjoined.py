@@ -27,9 +27,7 @@ from otel_goblock.processors.goblock.timeline import (
 
 SCOPE_NAME = "otel-goblock/goblock"
 _rand = random.Random()
-_CLAIM_SIZE = _CLAIM.size
 _unpack_claim = _CLAIM.unpack
-_iter_claims = _CLAIM.iter_unpack
 _GOID = struct.Struct("<q")
 _lget = list.__getitem__
 
@@ -57,6 +55,7 @@ def _unclaimed(
     append = out.append
     arb = tl.arb  # the kinds (of PARK, GC_ASSIST, GC_STW) more than one source reported
     claims = tl.claims
+    union = tl.union
     recs = cands.recs
     head = i = cands.head
     n = len(recs)
@@ -72,14 +71,14 @@ def _unclaimed(
             continue
         if goid:  # tl.claimed(goid, s, e), inlined: most goroutines have one claim
             lst = claims.get(goid)
-            if lst:
-                if len(lst) == _CLAIM_SIZE:
+            if lst is not None:
+                if type(lst) is bytes:
                     a, b = _unpack_claim(lst)
                     if a < e and s < b:
                         continue
-                elif any(a < e and s < b for a, b in _iter_claims(lst)):
+                elif lst.overlaps(s, e):
                     continue
-        elif tl.claimed(0, s, e):  # goid 0 (stop-the-world): any span of the process
+        elif union.overlaps(s, e):  # goid 0 (stop-the-world): any span of the process
             continue
         append((s, e, m & 15, _lget(recs, i - 1), goid, m >> 8))
     return out, i - head
