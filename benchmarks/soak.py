@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/soak.py --minutes 30            # rate: half the measured max
     .venv/bin/python benchmarks/soak.py --minutes 30 --rate 100 # a fixed rate
     scripts/soak.sh                       # the same, defaults from env (SOAK_MINUTES, SOAK_RATE)
+    .venv/bin/python benchmarks/soak.py --pacing 1ms/1ms # the full pipeline with cpu_pacing
 
 Phases, one demo service process throughout (its OTLP exporter points at one port):
 
@@ -68,6 +69,7 @@ class SoakResult:
     minutes: float
     rate: float
     max_rate: float | None = None  # measured in phase 0 (None: --rate was given)
+    pacing: str | None = None  # service.cpu_pacing of the full pipeline, "run/rest"
     max_steps: list[dict[str, Any]] = field(default_factory=list)
     requests_off: int = 0
     requests_on: int = 0
@@ -269,9 +271,10 @@ def run_soak(
     max_p99_ratio: float = 1.05,
     max_s: float = 10.0,
     max_concurrency: int = 64,
+    pacing: str | None = None,
     log=print,
 ) -> SoakResult:
-    res = SoakResult(minutes=minutes, rate=rate or 0.0)
+    res = SoakResult(minutes=minutes, rate=rate or 0.0, pacing=pacing)
     binary = build_demo().dwarf
     port = free_port()
     outs = {name: workdir / f"{name}.jsonl" for name in ("max", "off", "on", "off2")}
@@ -284,9 +287,11 @@ def run_soak(
         while running:
             running.pop().stop()
         full = name in ("max", "on")
-        p = Pipeline(
-            pipeline_config(port, outs[name], demo.pid if full else None), workdir, name=name
-        )
+        cfg = pipeline_config(port, outs[name], demo.pid if full else None)
+        if full and pacing:
+            run, rest = pacing.split("/")
+            cfg["service"]["cpu_pacing"] = {"enabled": True, "run": run, "rest": rest}
+        p = Pipeline(cfg, workdir, name=name)
         p.start(timeout=90 if full else 20)
         running.append(p)
         return p
@@ -441,7 +446,8 @@ def summary(res: SoakResult) -> str:
     growth = "n/a (run too short)" if res.rss_growth is None else f"{res.rss_growth:+.1%}"
     lines = [
         f"soak: {res.minutes:g} min at {res.rate:g} req/s, every probe on"
-        + (f" (half the measured max {res.max_rate:.0f} req/s)" if res.max_rate else ""),
+        + (f" (half the measured max {res.max_rate:.0f} req/s)" if res.max_rate else "")
+        + (f", cpu_pacing {res.pacing}" if res.pacing else ""),
         f"  spans: sent {res.spans_expected} (requests off {res.requests_off} + on "
         f"{res.requests_on}), received {res.spans_written}, episode spans added "
         f"{res.episode_spans}",
@@ -485,6 +491,11 @@ def main() -> int:
     ap.add_argument("--warmup-s", type=float, default=None)
     ap.add_argument("--max-growth", type=float, default=0.05)
     ap.add_argument("--max-p99-ratio", type=float, default=1.05)
+    ap.add_argument(
+        "--pacing",
+        default=os.environ.get("SOAK_PACING") or None,
+        help="service.cpu_pacing of the full pipeline as RUN/REST, e.g. 1ms/1ms (default off)",
+    )
     ap.add_argument("--workdir", type=Path, default=REPO / ".cache" / "soak")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -502,6 +513,7 @@ def main() -> int:
         max_p99_ratio=args.max_p99_ratio,
         max_s=args.max_s,
         max_concurrency=args.max_concurrency,
+        pacing=args.pacing,
     )
     print(summary(res))
     (args.workdir / "soak.json").write_text(json.dumps(res.__dict__, indent=1, default=str))

@@ -15,6 +15,7 @@ from otel_goblock.component import default_registry
 from otel_goblock.config import ConfigError
 from otel_goblock.config.loader import load_files
 from otel_goblock.logs import setup_logging
+from otel_goblock.pacing import Pacer
 from otel_goblock.service import Service
 from otel_goblock.service_config import ServiceConfig, build_config
 
@@ -96,6 +97,11 @@ async def _run(cfg: ServiceConfig) -> int:
     # (processors/goblock README, benchmarks/goblock_join.py).
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    pacing = cfg.service.cpu_pacing
+    pacer = Pacer(float(pacing.run), float(pacing.rest)) if pacing.enabled else None
+    if pacer is not None:
+        pacer.start()
+        log.info("cpu pacing: a %s rest after each %s of CPU", pacing.rest, pacing.run)
     stopper = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({stopper, service.fatal}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
@@ -104,6 +110,9 @@ async def _run(cfg: ServiceConfig) -> int:
     else:
         log.info("received a stop signal, shutting down")
     stopper.cancel()
+    if pacer is not None:  # the shutdown drains at full speed
+        pacer.stop()
+        log.info("cpu pacing: %d rests", pacer.rests)
     await service.shutdown()
     return code
 

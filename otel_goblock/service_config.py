@@ -12,6 +12,7 @@ from typing import Any, Literal
 from otel_goblock.component import ComponentID, Factory, Registry
 from otel_goblock.config import ConfigError, Duration, Endpoint, decode
 from otel_goblock.config.loader import RawConfig
+from otel_goblock.pacing import PacingConfig
 
 SIGNALS = ("traces", "metrics")
 
@@ -58,6 +59,7 @@ class ServiceSection:
     pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     shutdown_timeout: Duration = field(default_factory=lambda: Duration(30.0))
+    cpu_pacing: PacingConfig = field(default_factory=PacingConfig)
 
     def validate(self) -> list[str]:
         problems = []
