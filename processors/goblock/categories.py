@@ -112,7 +112,11 @@ def syscall_class(name: str, target: str) -> str:
             return "network"
         if target.startswith("/") and not target.startswith(("/dev/", "/proc/", "/sys/")):
             return "disk"
-        return "syscall"
+        if "/" in target or ":" in target:
+            return "syscall"
+        # a bare name: a file the fd no longer named when the agent looked (closed, or the
+        # fd reused: receivers/ebpf/fdtarget.py keeps the kernel's dentry name): the
+        # syscall says what it was (an fsync on a deleted temp file is still the disk)
     if name in DISK_SYSCALLS:
         return "disk"
     if name in NETWORK_SYSCALLS:

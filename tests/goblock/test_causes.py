@@ -430,3 +430,17 @@ async def test_a_netpoll_park_that_names_its_fd_gives_the_peer(mode: str | None,
     assert a["goblock.park.io_wait.ms"] == pytest.approx(90.0)
     ep = next(k for k in children(sink, 1) if k.name == "goblock: IO wait")
     assert attrs_of(ep)["goblock.peer.address"] == "10.0.0.7:6379"
+
+
+def test_a_file_known_only_by_its_name_is_classed_by_the_syscall() -> None:
+    """The fd target of a file closed (or its fd reused) before the agent looked is the
+    kernel's bare dentry name (fdtarget): an fsync on it is still the disk, not "syscall"
+    (the /fsync demo deletes its temp file at once; CI saw the span's cause flip)."""
+    from otel_goblock.processors.goblock.categories import syscall_class
+
+    assert syscall_class("fsync", "fsync-123.dat") == "disk"
+    assert syscall_class("read", "fsync-123.dat") == "syscall"
+    assert syscall_class("fsync", "/var/lib/app/x.dat") == "disk"
+    assert syscall_class("fsync", "pipe:[12]") == "syscall"
+    assert syscall_class("read", "anon_inode:[eventfd]") == "syscall"
+    assert syscall_class("fsync", "/dev/sda") == "syscall"
